@@ -1,0 +1,130 @@
+"""Names of every environment variable agentportal-otel reads, with what each does.
+
+Standard ``OTEL_*`` variables are read first-class; our own ``AGENTPORTAL_OTEL_*``
+variables only cover what no standard variable does.  Precedence is documented on
+:class:`agentportal_otel._settings.Settings`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- standard OpenTelemetry variables -------------------------------------------------
+
+OTEL_SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
+"""``true`` turns the plugin into a no-op (no providers, no threads). Default ``false``."""
+
+OTEL_SERVICE_NAME: Final = "OTEL_SERVICE_NAME"
+"""Resource ``service.name``. Default ``litellm-proxy`` (not the SDK's ``unknown_service``)."""
+
+OTEL_RESOURCE_ATTRIBUTES: Final = "OTEL_RESOURCE_ATTRIBUTES"
+"""Extra resource attributes, ``k=v,k2=v2``; parsed by the SDK's resource detector."""
+
+OTEL_TRACES_EXPORTER: Final = "OTEL_TRACES_EXPORTER"
+"""Comma-separated: ``otlp`` (default), ``console``, ``none``, or ``clickhouse`` (direct export)."""
+
+OTEL_METRICS_EXPORTER: Final = "OTEL_METRICS_EXPORTER"
+"""Comma-separated: ``otlp`` (default), ``console`` or ``none``."""
+
+OTEL_EXPORTER_OTLP_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
+"""Base URL of the collector's OTLP/HTTP receiver; ``/v1/traces`` and ``/v1/metrics`` are
+appended. Default ``http://localhost:4318``."""
+
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+"""Full URL for spans, used as is (no path appended). Wins over the base endpoint."""
+
+OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+"""Full URL for metrics, used as is. Wins over the base endpoint."""
+
+OTEL_EXPORTER_OTLP_HEADERS: Final = "OTEL_EXPORTER_OTLP_HEADERS"
+"""``key=value`` pairs separated by commas, values URL-encoded; sent with every export.
+Values are secrets: they are never logged."""
+
+OTEL_EXPORTER_OTLP_TRACES_HEADERS: Final = "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
+"""As ``OTEL_EXPORTER_OTLP_HEADERS``, for spans only (replaces it when set)."""
+
+OTEL_EXPORTER_OTLP_METRICS_HEADERS: Final = "OTEL_EXPORTER_OTLP_METRICS_HEADERS"
+"""As ``OTEL_EXPORTER_OTLP_HEADERS``, for metrics only (replaces it when set)."""
+
+OTEL_EXPORTER_OTLP_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_TIMEOUT"
+"""Export request timeout in milliseconds (per the specification). Default 10000."""
+
+OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
+"""As ``OTEL_EXPORTER_OTLP_TIMEOUT``, for spans only."""
+
+OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT"
+"""As ``OTEL_EXPORTER_OTLP_TIMEOUT``, for metrics only."""
+
+OTEL_EXPORTER_OTLP_COMPRESSION: Final = "OTEL_EXPORTER_OTLP_COMPRESSION"
+"""``gzip``, ``deflate`` or ``none`` (default)."""
+
+OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: Final = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"
+"""As ``OTEL_EXPORTER_OTLP_COMPRESSION``, for spans only."""
+
+OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: Final = "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION"
+"""As ``OTEL_EXPORTER_OTLP_COMPRESSION``, for metrics only."""
+
+OTEL_EXPORTER_OTLP_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_PROTOCOL"
+"""Only ``http/protobuf`` is supported; ``grpc`` is reported at startup."""
+
+OTEL_BSP_SCHEDULE_DELAY: Final = "OTEL_BSP_SCHEDULE_DELAY"
+"""Milliseconds between batch exports. Our default 1000 (the SDK's is 5000)."""
+
+OTEL_BSP_MAX_QUEUE_SIZE: Final = "OTEL_BSP_MAX_QUEUE_SIZE"
+"""Spans held while the collector is slow or down; beyond it new spans are dropped and
+counted. Our default 8192 (the SDK's is 2048)."""
+
+OTEL_BSP_MAX_EXPORT_BATCH_SIZE: Final = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+"""Spans per export request. Default 512."""
+
+OTEL_BSP_EXPORT_TIMEOUT: Final = "OTEL_BSP_EXPORT_TIMEOUT"
+"""Milliseconds allowed for one export. Default 30000."""
+
+OTEL_METRIC_EXPORT_INTERVAL: Final = "OTEL_METRIC_EXPORT_INTERVAL"
+"""Milliseconds between metric exports. Default 60000."""
+
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+"""``true`` records prompts and completions on spans (redacted, capped). Default ``false``.
+LiteLLM's own ``turn_off_message_logging`` always wins."""
+
+# --- LiteLLM-only names that do nothing for us (warned about at startup) ----------------
+
+LITELLM_ONLY_NAMES: Final = {
+    "OTEL_EXPORTER": "OTEL_TRACES_EXPORTER (otlp, console, none) and OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_ENDPOINT": "OTEL_EXPORTER_OTLP_ENDPOINT (base URL, e.g. http://otel-collector:4318)",
+    "OTEL_HEADERS": "OTEL_EXPORTER_OTLP_HEADERS (key=value pairs separated by commas)",
+}
+"""Variables read only by LiteLLM's built-in ``otel`` callback, with the standard name to use."""
+
+# --- our own variables ------------------------------------------------------------------
+
+PREFIX: Final = "AGENTPORTAL_OTEL_"
+
+AGENTPORTAL_OTEL_PROJECT_METADATA_FIELD: Final = "AGENTPORTAL_OTEL_PROJECT_METADATA_FIELD"
+"""Key/team metadata field naming the project. Default ``project``."""
+
+AGENTPORTAL_OTEL_KEY_METADATA_ALLOWLIST: Final = "AGENTPORTAL_OTEL_KEY_METADATA_ALLOWLIST"
+"""Comma-separated key-metadata fields promoted to ``agentportal.key.metadata.<field>``.
+Default empty."""
+
+AGENTPORTAL_OTEL_MAX_TENANT_VALUES: Final = "AGENTPORTAL_OTEL_MAX_TENANT_VALUES"
+"""Distinct team and project values per metric dimension before new ones fold into
+``other``. Default 1000."""
+
+AGENTPORTAL_OTEL_MAX_ATTRIBUTE_LENGTH: Final = "AGENTPORTAL_OTEL_MAX_ATTRIBUTE_LENGTH"
+"""Cap, in characters, on any string attribute we build. Default 4096."""
+
+AGENTPORTAL_OTEL_CAPTURE_USER_EMAIL: Final = "AGENTPORTAL_OTEL_CAPTURE_USER_EMAIL"
+"""``true`` records the key owner's e-mail as ``user.email``. Default ``false``."""
+
+AGENTPORTAL_OTEL_CAPTURE_CLIENT_ADDRESS: Final = "AGENTPORTAL_OTEL_CAPTURE_CLIENT_ADDRESS"
+"""``true`` records the requester's IP as ``client.address``. Default ``false``."""
+
+AGENTPORTAL_OTEL_CAPTURE_USER_AGENT: Final = "AGENTPORTAL_OTEL_CAPTURE_USER_AGENT"
+"""``true`` records the requester's user agent as ``user_agent.original``. Default ``false``."""
+
+AGENTPORTAL_OTEL_SHUTDOWN_TIMEOUT_MS: Final = "AGENTPORTAL_OTEL_SHUTDOWN_TIMEOUT_MS"
+"""One budget, in milliseconds, for flushing spans and metrics at shutdown. Default 10000."""
+
+AGENTPORTAL_OTEL_CLICKHOUSE_URL: Final = "AGENTPORTAL_OTEL_CLICKHOUSE_URL"
+"""With ``OTEL_TRACES_EXPORTER=clickhouse``: ``http(s)://host:8123`` or ``chdb:///path``."""
