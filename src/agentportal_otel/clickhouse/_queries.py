@@ -1,0 +1,391 @@
+"""Typed, parameterized questions asked of the traces table, on a server or on chDB.
+
+Every user-supplied value travels as a server-side parameter (``{name:Type}``); table and
+database names are validated identifiers; every other SQL fragment is a constant of this
+module. Only LLM-call spans are counted (those carrying ``gen_ai.operation.name``), so proxy
+or probe spans never inflate usage. A missing attribute is reported as :data:`UNATTRIBUTED`
+(``mapContains`` decides, so a present-but-empty value stays ``''`` and is never merged with
+missing ones). Times are UTC. ::
+
+    backend = connect("chdb:///var/lib/agentportal")
+    rows = usage(backend, start=..., end=..., group_by=("team", "model"), bucket="day")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Final, Literal
+
+from agentportal_otel.clickhouse import _names as names
+from agentportal_otel.clickhouse._backend import Backend, Params
+from agentportal_otel.clickhouse._schema import quote_identifier, trace_id_ts_table
+
+Dimension = Literal["team", "project", "model", "key_alias", "user"]
+Bucket = Literal["hour", "day"]
+Status = Literal["ok", "error"]
+
+DIMENSIONS: Final[Mapping[str, str]] = {
+    "team": names.TEAM_ID,
+    "project": names.PROJECT,
+    "model": names.REQUEST_MODEL,
+    "key_alias": names.KEY_ALIAS,
+    "user": names.USER_ID,
+}
+"""Group-by dimension -> span attribute it reads."""
+
+UNATTRIBUTED: Final = names.UNATTRIBUTED
+_LLM_ONLY: Final = f"mapContains(SpanAttributes, '{names.OPERATION_NAME}')"
+_WINDOW: Final = (
+    "Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64}) AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})"
+)
+_BUCKETS: Final[Mapping[str, str]] = {
+    "hour": "toUnixTimestamp(toStartOfHour(Timestamp, 'UTC'))",
+    "day": "toUnixTimestamp(toStartOfDay(Timestamp, 'UTC'))",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the traces live: database and traces table (validated when used)."""
+
+    database: str = "otel"
+    table: str = "otel_traces"
+
+    def traces(self) -> str:
+        return f"{quote_identifier(self.database)}.{quote_identifier(self.table)}"
+
+    def lookup(self) -> str:
+        return f"{quote_identifier(self.database)}.{quote_identifier(trace_id_ts_table(self.table))}"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Exact-match filters; ``None`` means no filter. ``team`` matches team id or alias."""
+
+    project: str | None = None
+    team: str | None = None
+    model: str | None = None
+    key_alias: str | None = None
+    user: str | None = None
+    status: Status | None = None
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One group of :func:`usage`. ``dimensions`` are ``(name, value)`` in ``group_by`` order."""
+
+    bucket: datetime | None
+    dimensions: tuple[tuple[str, str], ...]
+    calls: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    p50_ms: float
+    p95_ms: float
+
+
+@dataclass(frozen=True)
+class CallRow:
+    """One LLM call of :func:`recent_calls`."""
+
+    timestamp: datetime
+    trace_id: str
+    span_id: str
+    span_name: str
+    model: str
+    project: str
+    team: str
+    key_alias: str
+    user: str
+    status: str
+    error_type: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    duration_ms: float
+
+
+@dataclass(frozen=True)
+class SpanRow:
+    """One span of :func:`trace`, any kind."""
+
+    timestamp: datetime
+    span_id: str
+    parent_span_id: str
+    span_name: str
+    span_kind: str
+    service_name: str
+    status: str
+    status_message: str
+    duration_ms: float
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    """One ``error.type`` of :func:`error_breakdown`."""
+
+    error_type: str
+    model: str
+    calls: int
+    last_seen: datetime
+
+
+def _attr(key: str) -> str:
+    # Keys are module constants; refuse anything else rather than quote it.
+    if not key.replace(".", "").replace("_", "").isalnum():
+        raise ValueError(f"unexpected attribute key {key!r}")
+    return f"SpanAttributes['{key}']"
+
+
+def _labelled(key: str) -> str:
+    return f"if(mapContains(SpanAttributes, '{key}'), {_attr(key)}, NULL)"
+
+
+def _filter_clauses(filters: Filters, params: dict[str, Any]) -> list[str]:
+    clauses: list[str] = []
+    exact = {"project": names.PROJECT, "model": names.REQUEST_MODEL, "key_alias": names.KEY_ALIAS}
+    exact["user"] = names.USER_ID
+    for name, key in exact.items():
+        value = getattr(filters, name)
+        if value is not None:
+            params[f"f_{name}"] = value
+            clauses.append(f"(mapContains(SpanAttributes, '{key}') AND {_attr(key)} = {{f_{name}:String}})")
+    if filters.team is not None:
+        params["f_team"] = filters.team
+        clauses.append(
+            f"((mapContains(SpanAttributes, '{names.TEAM_ID}') AND {_attr(names.TEAM_ID)} = {{f_team:String}})"
+            f" OR (mapContains(SpanAttributes, '{names.TEAM_ALIAS}')"
+            f" AND {_attr(names.TEAM_ALIAS)} = {{f_team:String}}))"
+        )
+    if filters.status == "error":
+        clauses.append("StatusCode = 'Error'")
+    elif filters.status == "ok":
+        clauses.append("StatusCode != 'Error'")
+    elif filters.status is not None:
+        raise ValueError(f"status must be 'ok' or 'error', got {filters.status!r}")
+    return clauses
+
+
+def _ns(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError("pass timezone-aware datetimes (UTC)")
+    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def _where(start: datetime, end: datetime, filters: Filters, params: dict[str, Any]) -> str:
+    params["start_ns"], params["end_ns"] = _ns(start), _ns(end)
+    return " AND ".join([_LLM_ONLY, _WINDOW, *_filter_clauses(filters, params)])
+
+
+def _label(value: Any) -> str:
+    return UNATTRIBUTED if value is None else str(value)
+
+
+def _utc(seconds: Any) -> datetime:
+    return datetime.fromtimestamp(int(seconds), tz=timezone.utc)
+
+
+def _from_ns(nanos: Any) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=int(nanos) // 1000)
+
+
+def usage(
+    backend: Backend,
+    *,
+    start: datetime,
+    end: datetime,
+    group_by: Sequence[Dimension] = (),
+    bucket: Bucket | None = None,
+    filters: Filters = Filters(),
+    target: Target = Target(),
+) -> list[UsageRow]:
+    """Calls, errors, tokens, cost and latency percentiles per group in ``[start, end)``."""
+    unknown = [d for d in group_by if d not in DIMENSIONS]
+    if unknown or len(set(group_by)) != len(group_by):
+        raise ValueError(f"group_by must be distinct names from {sorted(DIMENSIONS)}, got {list(group_by)}")
+    if bucket is not None and bucket not in _BUCKETS:
+        raise ValueError(f"bucket must be 'hour', 'day' or None, got {bucket!r}")
+    params: dict[str, Any] = {}
+    where = _where(start, end, filters, params)
+    dims = [f"{_labelled(DIMENSIONS[d])} AS d_{d}" for d in group_by]
+    keys = (["bucket"] if bucket else []) + [f"d_{d}" for d in group_by]
+    sql = (
+        f"SELECT {_BUCKETS[bucket] if bucket else 'NULL'} AS bucket, "
+        + "".join(f"{d}, " for d in dims)
+        + "count() AS calls, countIf(StatusCode = 'Error') AS errors, "
+        f"sum(toUInt64OrZero({_attr(names.INPUT_TOKENS)})) AS input_tokens, "
+        f"sum(toUInt64OrZero({_attr(names.OUTPUT_TOKENS)})) AS output_tokens, "
+        f"sum(toFloat64OrZero({_attr(names.COST_USD)})) AS cost_usd, "
+        "quantileExact(0.5)(Duration) / 1e6 AS p50_ms, quantileExact(0.95)(Duration) / 1e6 AS p95_ms "
+        f"FROM {target.traces()} WHERE {where}"
+        + (f" GROUP BY {', '.join(keys)}" if keys else "")
+        + " ORDER BY "
+        + ", ".join((["bucket"] if bucket else []) + ["calls DESC"] + [f"d_{d}" for d in group_by])
+    )
+    rows = backend.query(sql, params)
+    return [_usage_row(row, group_by) for row in rows if int(row["calls"]) > 0]
+
+
+def _usage_row(row: Mapping[str, Any], group_by: Sequence[str]) -> UsageRow:
+    return UsageRow(
+        bucket=None if row["bucket"] is None else _utc(row["bucket"]),
+        dimensions=tuple((d, _label(row[f"d_{d}"])) for d in group_by),
+        calls=int(row["calls"]),
+        errors=int(row["errors"]),
+        input_tokens=int(row["input_tokens"]),
+        output_tokens=int(row["output_tokens"]),
+        cost_usd=float(row["cost_usd"]),
+        p50_ms=float(row["p50_ms"]),
+        p95_ms=float(row["p95_ms"]),
+    )
+
+
+_CALL_COLUMNS: Final = ", ".join(
+    [
+        "toString(toUnixTimestamp64Nano(Timestamp)) AS ts_ns",
+        "TraceId",
+        "SpanId",
+        "SpanName",
+        "StatusCode",
+        f"{_labelled(names.REQUEST_MODEL)} AS model",
+        f"{_labelled(names.PROJECT)} AS project",
+        f"{_labelled(names.TEAM_ID)} AS team",
+        f"{_labelled(names.KEY_ALIAS)} AS key_alias",
+        f"{_labelled(names.USER_ID)} AS user",
+        f"{_attr(names.ERROR_TYPE)} AS error_type",
+        f"toUInt64OrZero({_attr(names.INPUT_TOKENS)}) AS input_tokens",
+        f"toUInt64OrZero({_attr(names.OUTPUT_TOKENS)}) AS output_tokens",
+        f"toFloat64OrZero({_attr(names.COST_USD)}) AS cost_usd",
+        "Duration / 1e6 AS duration_ms",
+    ]
+)
+
+
+def recent_calls(
+    backend: Backend,
+    *,
+    start: datetime,
+    end: datetime,
+    filters: Filters = Filters(),
+    limit: int = 50,
+    offset: int = 0,
+    target: Target = Target(),
+) -> list[CallRow]:
+    """LLM calls in ``[start, end)``, newest first, ``limit`` rows after skipping ``offset``."""
+    if not 0 < limit <= 10_000 or offset < 0:
+        raise ValueError("limit must be 1..10000 and offset >= 0")
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    sql = (
+        f"SELECT {_CALL_COLUMNS} FROM {target.traces()} WHERE {_where(start, end, filters, params)}"
+        " ORDER BY Timestamp DESC, SpanId LIMIT {limit:UInt32} OFFSET {offset:UInt64}"
+    )
+    return [_call_row(row) for row in backend.query(sql, params)]
+
+
+def _call_row(row: Mapping[str, Any]) -> CallRow:
+    return CallRow(
+        timestamp=_from_ns(row["ts_ns"]),
+        trace_id=str(row["TraceId"]),
+        span_id=str(row["SpanId"]),
+        span_name=str(row["SpanName"]),
+        model=_label(row["model"]),
+        project=_label(row["project"]),
+        team=_label(row["team"]),
+        key_alias=_label(row["key_alias"]),
+        user=_label(row["user"]),
+        status=str(row["StatusCode"]),
+        error_type=str(row["error_type"]),
+        input_tokens=int(row["input_tokens"]),
+        output_tokens=int(row["output_tokens"]),
+        cost_usd=float(row["cost_usd"]),
+        duration_ms=float(row["duration_ms"]),
+    )
+
+
+def normalize_trace_id(trace_id: str) -> str:
+    """Lowercase 32-hex-digit trace id, or ``ValueError``."""
+    value = trace_id.strip().lower()
+    if len(value) != 32 or any(c not in "0123456789abcdef" for c in value):
+        raise ValueError(f"trace id must be 32 hex digits, got {trace_id!r}")
+    return value
+
+
+def trace(backend: Backend, trace_id: str, *, target: Target = Target()) -> list[SpanRow]:
+    """Every span of one trace, oldest first; the lookup table bounds the scan to its window."""
+    params: Params = {"trace_id": normalize_trace_id(trace_id)}
+    window = backend.query(
+        "SELECT toUnixTimestamp(min(Start)) AS lo, toUnixTimestamp(max(End)) + 1 AS hi, count() AS n "
+        f"FROM {target.lookup()} WHERE TraceId = {{trace_id:String}}",
+        params,
+    )
+    if not window or int(window[0]["n"]) == 0:
+        return []
+    params = {**params, "lo": int(window[0]["lo"]), "hi": int(window[0]["hi"])}
+    rows = backend.query(
+        "SELECT toString(toUnixTimestamp64Nano(Timestamp)) AS ts_ns, SpanId, ParentSpanId, SpanName,"
+        " SpanKind, ServiceName, StatusCode, StatusMessage, Duration / 1e6 AS duration_ms, SpanAttributes"
+        f" FROM {target.traces()} WHERE TraceId = {{trace_id:String}}"
+        " AND Timestamp >= toDateTime({lo:UInt32}) AND Timestamp <= toDateTime({hi:UInt32})"
+        " ORDER BY Timestamp, SpanId",
+        params,
+    )
+    return [_span_row(row) for row in rows]
+
+
+def _span_row(row: Mapping[str, Any]) -> SpanRow:
+    return SpanRow(
+        timestamp=_from_ns(row["ts_ns"]),
+        span_id=str(row["SpanId"]),
+        parent_span_id=str(row["ParentSpanId"]),
+        span_name=str(row["SpanName"]),
+        span_kind=str(row["SpanKind"]),
+        service_name=str(row["ServiceName"]),
+        status=str(row["StatusCode"]),
+        status_message=str(row["StatusMessage"]),
+        duration_ms=float(row["duration_ms"]),
+        attributes=dict(row["SpanAttributes"]),
+    )
+
+
+def error_breakdown(
+    backend: Backend,
+    *,
+    start: datetime,
+    end: datetime,
+    filters: Filters = Filters(),
+    target: Target = Target(),
+) -> list[ErrorRow]:
+    """Failed LLM calls (status ``Error``) per ``error.type`` and model, most frequent first."""
+    params: dict[str, Any] = {}
+    where = _where(start, end, filters, params) + " AND StatusCode = 'Error'"
+    sql = (
+        f"SELECT {_labelled(names.ERROR_TYPE)} AS error_type, {_labelled(names.REQUEST_MODEL)} AS model,"
+        " count() AS calls, toUnixTimestamp(max(Timestamp)) AS last_seen"
+        f" FROM {target.traces()} WHERE {where}"
+        " GROUP BY error_type, model ORDER BY calls DESC, error_type, model"
+    )
+    return [
+        ErrorRow(
+            error_type=_label(row["error_type"]),
+            model=_label(row["model"]),
+            calls=int(row["calls"]),
+            last_seen=_utc(row["last_seen"]),
+        )
+        for row in backend.query(sql, params)
+    ]
+
+
+def probe_count(backend: Backend, probe_id: str, *, target: Target = Target()) -> int:
+    """How many spans carry ``agentportal.probe.id = probe_id`` (written in the last day)."""
+    rows = backend.query(
+        f"SELECT count() AS n FROM {target.traces()}"
+        " WHERE Timestamp >= now64(9) - INTERVAL 1 DAY"
+        f" AND {_attr(names.PROBE_ID)} = {{probe_id:String}}",
+        {"probe_id": probe_id},
+    )
+    return int(rows[0]["n"]) if rows else 0
