@@ -178,16 +178,14 @@ def _flatten_traces(req: trace_service_pb2.ExportTraceServiceRequest) -> list[Sp
                         status_message=s.status.message,
                         attributes=decode_attributes(s.attributes),
                         events=tuple(
-                            SpanEvent(e.name, e.time_unix_nano, decode_attributes(e.attributes))
-                            for e in s.events
+                            SpanEvent(e.name, e.time_unix_nano, decode_attributes(e.attributes)) for e in s.events
                         ),
                         resource=resource,
                         scope_name=ss.scope.name,
                         scope_version=ss.scope.version,
                         trace_state=s.trace_state,
                         links=tuple(
-                            (_hex(lk.trace_id), _hex(lk.span_id), decode_attributes(lk.attributes))
-                            for lk in s.links
+                            (_hex(lk.trace_id), _hex(lk.span_id), decode_attributes(lk.attributes)) for lk in s.links
                         ),
                         dropped_attributes_count=s.dropped_attributes_count,
                     )
@@ -643,9 +641,7 @@ class OTLPReceiver:
         with self._lock:
             return matching()
 
-    def wait_for_requests(
-        self, n: int, timeout: float = 10.0, path: str | None = None
-    ) -> list[ReceivedRequest]:
+    def wait_for_requests(self, n: int, timeout: float = 10.0, path: str | None = None) -> list[ReceivedRequest]:
         """Block until ``n`` requests (to ``path``), whatever their outcome, were received."""
 
         def matching() -> list[ReceivedRequest]:

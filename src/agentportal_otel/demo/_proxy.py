@@ -194,9 +194,7 @@ class ProxyProcess:
         self._extra_args = list(extra_args)
         self._owns_dir = workdir is None
         self._keep_files = keep_files
-        self.workdir = (
-            Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="agentportal-proxy-"))
-        )
+        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="agentportal-proxy-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.overlay_path = self.workdir / _CONFIG_NAME
         self.log_path = self.workdir / _LOG_NAME

@@ -181,9 +181,7 @@ def _master_key_auth() -> UserAPIKeyAuth:
     admin_name = str(getattr(proxy_server, "litellm_proxy_admin_name", "default_user_id"))
     # LiteLLM substitutes this alias for the raw master key so neither the key nor its hash
     # reaches logs; UserAPIKeyAuth hashes only values starting with "sk-", so it stays as is.
-    return UserAPIKeyAuth(
-        api_key=MASTER_KEY_ALIAS, user_role=LitellmUserRoles.PROXY_ADMIN, user_id=admin_name
-    )
+    return UserAPIKeyAuth(api_key=MASTER_KEY_ALIAS, user_role=LitellmUserRoles.PROXY_ADMIN, user_id=admin_name)
 
 
 def _virtual_key_auth(entry: DemoKey) -> UserAPIKeyAuth:
