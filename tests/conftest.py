@@ -1,0 +1,101 @@
+"""Shared fixtures: in-memory exporters and providers, no globals, shut down after each test.
+
+Modelled on the OTel GenAI instrumentations' fixtures: a synchronous span processor so a
+test sees its span as soon as the hook has run, and an in-memory metric reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def span_exporter() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    yield exporter
+    exporter.clear()
+
+
+@pytest.fixture
+def metric_reader() -> InMemoryMetricReader:
+    return InMemoryMetricReader()
+
+
+@pytest.fixture
+def tracer_provider(span_exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture
+def meter_provider(metric_reader: InMemoryMetricReader) -> Iterator[MeterProvider]:
+    provider = MeterProvider(metric_readers=[metric_reader])
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture
+def make_logger(tracer_provider: TracerProvider, meter_provider: MeterProvider):  # type: ignore[no-untyped-def]
+    """Build an AgentPortalLogger on the in-memory providers and register it with LiteLLM."""
+    import litellm
+
+    from agentportal_otel._settings import Settings
+    from agentportal_otel.logger import AgentPortalLogger
+
+    litellm.logging_callback_manager._reset_all_callbacks()
+
+    def build(environ: dict[str, str] | None = None, **explicit: object) -> AgentPortalLogger:
+        settings = Settings.from_env(environ or {}, **explicit)
+        logger = AgentPortalLogger(
+            settings, tracer_provider=tracer_provider, meter_provider=meter_provider, install_shutdown_hooks=False
+        )
+        litellm.callbacks = [logger]
+        return logger
+
+    yield build
+    # LiteLLM copies callbacks into internal success/failure lists on first use: reset
+    # them all, or the next test's calls would still reach this test's logger.
+    litellm.logging_callback_manager._reset_all_callbacks()
+
+
+async def settle(exporter: InMemorySpanExporter, count: int, timeout: float = 10.0) -> None:
+    """LiteLLM runs success hooks shortly after the call returns: wait for ``count`` spans."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(exporter.get_finished_spans()) < count and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    """Run ``coro`` on one event loop shared by the whole session.
+
+    LiteLLM's global logging worker binds to the loop it first runs on; a fresh loop per
+    test (``asyncio.run``) would strand its queue on a closed loop.
+    """
+    global _LOOP
+    if _LOOP is None or _LOOP.is_closed():
+        _LOOP = asyncio.new_event_loop()
+    return _LOOP.run_until_complete(coro)
