@@ -1,0 +1,270 @@
+"""The ``agentportal-otel`` command: usage, recent calls, one trace, errors, and ``doctor``.
+
+::
+
+    agentportal-otel usage --since 7d --by team,model --bucket day
+    agentportal-otel calls --team search --status error --limit 20 --format json
+    agentportal-otel trace 4bf92f3577b34da6a3ce929d0e0e4736
+    agentportal-otel doctor --timeout 20
+
+Connection: ``--url`` or ``CLICKHOUSE_URL`` (``http://user:pass@host:8123/db`` or
+``chdb:///path``), ``--user``/``CLICKHOUSE_USER``, ``--password``/``CLICKHOUSE_PASSWORD``,
+``--database``/``CLICKHOUSE_DATABASE``; each falls back to the exporter's
+``AGENTPORTAL_OTEL_CLICKHOUSE_*`` variable. Passwords are never printed. Exit codes: 0 success
+(doctor: nothing failed), 1 failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, TextIO
+
+from agentportal_otel import _doctor
+from agentportal_otel.clickhouse import _env
+from agentportal_otel.clickhouse import _queries as q
+
+_SINCE = re.compile(r"^(\d+)([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class UsageError(Exception):
+    """Bad command line or configuration (exit code 2)."""
+
+
+def _parse_since(text: str) -> timedelta:
+    match = _SINCE.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected e.g. 30m, 24h, 7d, 2w; got {text!r}")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time, got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="ClickHouse URL (default: $CLICKHOUSE_URL)")
+    common.add_argument("--user", help="user (default: $CLICKHOUSE_USER)")
+    common.add_argument("--password", help="password (default: $CLICKHOUSE_PASSWORD)")
+    common.add_argument("--database", help="database (default: $CLICKHOUSE_DATABASE or otel)")
+    common.add_argument("--table", default=_env.DEFAULT_TRACES_TABLE, help="traces table")
+    common.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+    window = argparse.ArgumentParser(add_help=False)
+    window.add_argument("--since", type=_parse_since, default=timedelta(hours=24), help="e.g. 24h, 7d")
+    window.add_argument("--start", type=_parse_time, help="ISO time (UTC if no offset)")
+    window.add_argument("--end", type=_parse_time, help="ISO time (default now)")
+    for name in ("project", "team", "model", "key-alias", "user-id"):
+        window.add_argument(f"--{name}", dest=f"f_{name.replace('-', '_')}", help=f"only this {name}")
+    window.add_argument("--status", choices=("ok", "error"))
+
+    parser = argparse.ArgumentParser(prog="agentportal-otel", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    usage = sub.add_parser("usage", parents=[common, window], help="calls, tokens, cost, latency")
+    usage.add_argument("--by", default="", help=f"comma list of {','.join(q.DIMENSIONS)}")
+    usage.add_argument("--bucket", choices=("hour", "day"))
+    calls = sub.add_parser("calls", parents=[common, window], help="recent LLM calls, newest first")
+    calls.add_argument("--limit", type=int, default=50)
+    calls.add_argument("--offset", type=int, default=0)
+    sub.add_parser("errors", parents=[common, window], help="failed calls by error.type")
+    trace = sub.add_parser("trace", parents=[common], help="every span of one trace")
+    trace.add_argument("trace_id")
+    doctor = sub.add_parser("doctor", parents=[common], help="check the export path end to end")
+    doctor.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the probe")
+    return parser
+
+
+def _env_first(environ: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        if environ.get(name):
+            return environ[name]
+    return None
+
+
+def _connection(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, str | None, str | None]:
+    url = args.url or _env_first(environ, _env.CLICKHOUSE_URL, _env.AGENTPORTAL_OTEL_CLICKHOUSE_URL)
+    if not url:
+        raise UsageError("no ClickHouse connection: pass --url or set CLICKHOUSE_URL")
+    user = args.user or _env_first(environ, _env.CLICKHOUSE_USER, _env.AGENTPORTAL_OTEL_CLICKHOUSE_USER)
+    password = args.password or _env_first(environ, _env.CLICKHOUSE_PASSWORD, _env.AGENTPORTAL_OTEL_CLICKHOUSE_PASSWORD)
+    return url, user, password
+
+
+def _target(args: argparse.Namespace, environ: Mapping[str, str], url: str) -> q.Target:
+    from agentportal_otel.clickhouse import parse_url
+
+    database = (
+        args.database
+        or _env_first(environ, _env.CLICKHOUSE_DATABASE, _env.AGENTPORTAL_OTEL_CLICKHOUSE_DATABASE)
+        or parse_url(url, "--url").url_database
+        or _env.DEFAULT_DATABASE
+    )
+    return q.Target(database=database, table=args.table)
+
+
+def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    end = args.end or datetime.now(timezone.utc)
+    return (args.start or end - args.since), end
+
+
+def _filters(args: argparse.Namespace) -> q.Filters:
+    return q.Filters(
+        project=args.f_project,
+        team=args.f_team,
+        model=args.f_model,
+        key_alias=args.f_key_alias,
+        user=args.f_user_id,
+        status=args.status,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        return round(value, 9)
+    return value
+
+
+def _records(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    records = []
+    for row in rows:
+        record = dataclasses.asdict(row)
+        for name, value in record.pop("dimensions", ()):
+            record[name] = value
+        if "attributes" in record:
+            record["attributes"] = json.dumps(record["attributes"], sort_keys=True)
+        records.append({k: _plain(v) for k, v in record.items()})
+    return records
+
+
+def _render(records: list[dict[str, Any]], fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        json.dump(records, out, indent=2, default=str)
+        out.write("\n")
+        return
+    if not records:
+        out.write("(no rows)\n" if fmt == "table" else "")
+        return
+    columns = list(records[0])
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return
+    cells = [[("" if r[c] is None else str(r[c])) for c in columns] for r in records]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
+    for row in cells:
+        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _run_query(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
+    from agentportal_otel.clickhouse import connect
+
+    url, user, password = _connection(args, environ)
+    target = _target(args, environ, url)
+    backend = connect(url, user, password, variable="--url")
+    try:
+        rows: Sequence[Any]
+        if args.command == "trace":
+            rows = q.trace(backend, args.trace_id, target=target)
+        else:
+            start, end = _window(args)
+            window: dict[str, Any] = {"start": start, "end": end, "filters": _filters(args), "target": target}
+            if args.command == "usage":
+                by = [d.strip() for d in args.by.split(",") if d.strip()]
+                rows = q.usage(backend, group_by=by, bucket=args.bucket, **window)
+            elif args.command == "calls":
+                rows = q.recent_calls(backend, limit=args.limit, offset=args.offset, **window)
+            else:
+                rows = q.error_breakdown(backend, **window)
+        _render(_records(rows), args.format, out)
+    finally:
+        backend.close()
+    return 0
+
+
+def _run_doctor(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
+    endpoint = _doctor.resolve_traces_endpoint(environ)
+    headers = _doctor.otlp_headers(environ)
+    checks = [_doctor.check_configuration(environ), _doctor.check_litellm_names(environ)]
+    reachable = _doctor.check_endpoint(endpoint, headers, timeout=5.0)
+    checks.append(reachable)
+    probe_id = _doctor.new_probe_id()
+    if reachable.outcome == "PASS":
+        checks.append(_doctor.send_probe(endpoint, headers, probe_id, timeout=10.0))
+    else:
+        checks.append(_doctor.Check("probe span exported", "SKIP", "endpoint not reachable"))
+    checks.append(_check_stored(args, environ, probe_id, checks[-1].outcome == "PASS"))
+    records = [dataclasses.asdict(c) for c in checks]
+    if args.format == "table":
+        for check in checks:
+            out.write(f"[{check.outcome}] {check.name}: {check.detail}\n")
+            if check.hint and check.outcome != "PASS":
+                out.write(f"       fix: {check.hint}\n")
+    else:
+        _render(records, args.format, out)
+    return 1 if any(c.outcome == "FAIL" for c in checks) else 0
+
+
+def _check_stored(args: argparse.Namespace, environ: Mapping[str, str], probe_id: str, sent: bool) -> Any:
+    name = "probe stored in ClickHouse"
+    if not sent:
+        return _doctor.Check(name, "SKIP", "no probe was sent")
+    try:
+        url, user, password = _connection(args, environ)
+    except UsageError:
+        return _doctor.Check(name, "WARN", "not checked: no ClickHouse URL", "pass --url or set CLICKHOUSE_URL")
+    from agentportal_otel.clickhouse import connect
+
+    target = _target(args, environ, url)
+    backend = connect(url, user, password, variable="--url")
+    try:
+        return _doctor.wait_for_probe(lambda: q.probe_count(backend, probe_id, target=target), probe_id, args.timeout)
+    finally:
+        backend.close()
+
+
+def _scrub(message: str, secrets: Sequence[str | None]) -> str:
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 usage error)."""
+    env = os.environ if environ is None else environ
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    out = sys.stdout
+    secrets = [args.password, env.get(_env.CLICKHOUSE_PASSWORD), env.get(_env.AGENTPORTAL_OTEL_CLICKHOUSE_PASSWORD)]
+    try:
+        if args.command == "doctor":
+            return _run_doctor(args, env, out)
+        return _run_query(args, env, out)
+    except (UsageError, ValueError) as exc:
+        print(f"agentportal-otel: error: {_scrub(str(exc), secrets)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        print(f"agentportal-otel: {type(exc).__name__}: {_scrub(str(exc), secrets)}", file=sys.stderr)
+        return 1
+
+
+__all__ = ["main"]
