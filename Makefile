@@ -4,6 +4,7 @@
 COMPOSE ?= docker compose -f docker/compose.yaml --env-file .env
 PROXY_URL ?= http://127.0.0.1:4000
 CLICKHOUSE_HTTP_URL ?= http://127.0.0.1:8124
+COLLECTOR_OTLP_URL ?= http://127.0.0.1:4318
 
 .PHONY: up down logs bootstrap smoke
 
@@ -23,16 +24,15 @@ logs: ## follow the logs of every service
 bootstrap: .env ## (re)create the demo teams and project keys; prints keys created now
 	$(COMPOSE) run --rm bootstrap
 
-# One mock-chat call with the bootstrap key OPEN_WEBUI_API_KEY, then agentportal-otel doctor on
-# the stack's ClickHouse (it reads CLICKHOUSE_USER/CLICKHOUSE_PASSWORD from .env); doctor is
-# retried while the span travels proxy -> collector -> ClickHouse (batched, a few seconds).
+# One mock-chat call with the bootstrap key OPEN_WEBUI_API_KEY, then `agentportal-otel doctor`:
+# it sends a probe span to the stack's collector and waits for it in ClickHouse (user and
+# password from .env), and `calls` lists the latest LLM calls, the mock-chat one included.
 smoke: .env
 	@set -a; . ./.env; set +a; \
+	export OTEL_EXPORTER_OTLP_ENDPOINT=$(COLLECTOR_OTLP_URL); \
 	curl -fsS $(PROXY_URL)/v1/chat/completions \
 	  -H "Authorization: Bearer $$OPEN_WEBUI_API_KEY" -H "Content-Type: application/json" \
 	  -d '{"model": "mock-chat", "messages": [{"role": "user", "content": "make smoke"}]}' \
-	  && echo && \
-	for i in 1 2 3 4 5 6; do \
-	  agentportal-otel doctor --clickhouse-url $(CLICKHOUSE_HTTP_URL) && exit 0; \
-	  echo "doctor: not yet, retrying in 5 s ($$i/6)"; sleep 5; \
-	done; exit 1
+	  && echo \
+	  && agentportal-otel doctor --url $(CLICKHOUSE_HTTP_URL) --database "$$CLICKHOUSE_DB" --timeout 30 \
+	  && agentportal-otel calls --url $(CLICKHOUSE_HTTP_URL) --database "$$CLICKHOUSE_DB" --since 15m --limit 5

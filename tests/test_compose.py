@@ -349,5 +349,19 @@ def test_makefile_targets() -> None:
     assert "docker compose -f docker/compose.yaml --env-file .env" in text
     smoke = text.split("\nsmoke:", 1)[1]
     assert '"model": "mock-chat"' in smoke
-    assert "agentportal-otel doctor --clickhouse-url $(CLICKHOUSE_HTTP_URL)" in smoke
+    assert "agentportal-otel doctor --url $(CLICKHOUSE_HTTP_URL)" in smoke
+    assert "export OTEL_EXPORTER_OTLP_ENDPOINT=$(COLLECTOR_OTLP_URL)" in smoke  # the host's view
     assert "CLICKHOUSE_HTTP_URL ?= http://127.0.0.1:8124" in text
+    assert "COLLECTOR_OTLP_URL ?= http://127.0.0.1:4318" in text
+
+
+def test_makefile_smoke_uses_cli_flags_that_exist() -> None:
+    from agentportal_otel import cli
+
+    smoke = (ROOT / "Makefile").read_text().split("\nsmoke:", 1)[1]
+    commands = [line.split("agentportal-otel ", 1)[1] for line in smoke.splitlines() if "agentportal-otel " in line]
+    assert [c.split()[0] for c in commands] == ["doctor", "calls"]
+    for command in commands:
+        argv = command.replace("\\", "").replace("$(CLICKHOUSE_HTTP_URL)", "http://127.0.0.1:8124")
+        args = cli._parser().parse_args(argv.replace('"$$CLICKHOUSE_DB"', "otel").split())  # exit 2 if unknown
+        assert args.url == "http://127.0.0.1:8124" and args.database == "otel"
