@@ -118,3 +118,17 @@ def test_batch_processor_into_chdb_creates_schema(chdb_url: str, fresh_db: str, 
     assert exporter.exported_spans == 50  # type: ignore[attr-defined]
     count = backend.query("SELECT count() AS n FROM {db:Identifier}.otel_traces", {"db": fresh_db})
     assert int(count[0]["n"]) == 50
+
+
+def test_import_is_lazy() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    code = (
+        f"import sys; sys.path.insert(0, {str(src)!r}); import agentportal_otel.clickhouse, agentportal_otel.cli; "
+        "print(sorted(m for m in ('chdb', 'clickhouse_connect', 'litellm') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
