@@ -77,9 +77,7 @@ def test_ddl_runs_on_chdb_and_matches_insert_columns(backend: Any, fresh_db: str
     )
     assert [(r["name"], r["type"]) for r in described] == list(TRACES_COLUMNS.items())
     assert list(TRACES_COLUMNS) == EXPORTER_INSERT_COLUMNS
-    tables = backend.query(
-        "SELECT name, engine FROM system.tables WHERE database = {db:String}", {"db": fresh_db}
-    )
+    tables = backend.query("SELECT name, engine FROM system.tables WHERE database = {db:String}", {"db": fresh_db})
     assert {r["name"]: r["engine"] for r in tables} == {
         "otel_traces": "MergeTree",
         "otel_traces_trace_id_ts": "MergeTree",
