@@ -6,7 +6,6 @@ test sees its span as soon as the hook has run, and an in-memory metric reader.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Iterator
@@ -17,11 +16,11 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,27 +74,3 @@ def make_logger(tracer_provider: TracerProvider, meter_provider: MeterProvider):
     # LiteLLM copies callbacks into internal success/failure lists on first use: reset
     # them all, or the next test's calls would still reach this test's logger.
     litellm.logging_callback_manager._reset_all_callbacks()
-
-
-async def settle(exporter: InMemorySpanExporter, count: int, timeout: float = 10.0) -> None:
-    """LiteLLM runs success hooks shortly after the call returns: wait for ``count`` spans."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while len(exporter.get_finished_spans()) < count and loop.time() < deadline:
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.1)
-
-
-_LOOP: asyncio.AbstractEventLoop | None = None
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    """Run ``coro`` on one event loop shared by the whole session.
-
-    LiteLLM's global logging worker binds to the loop it first runs on; a fresh loop per
-    test (``asyncio.run``) would strand its queue on a closed loop.
-    """
-    global _LOOP
-    if _LOOP is None or _LOOP.is_closed():
-        _LOOP = asyncio.new_event_loop()
-    return _LOOP.run_until_complete(coro)

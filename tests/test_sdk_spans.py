@@ -11,10 +11,11 @@ from typing import Any
 
 import litellm
 import pytest
-from conftest import run as run_async
-from conftest import settle
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
+
+from aio import run as run_async
+from aio import settle
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

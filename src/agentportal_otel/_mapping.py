@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -123,21 +124,24 @@ def to_ns(value: object) -> int | None:
         aware = value if value.tzinfo is not None else value.astimezone()
         delta = aware - _EPOCH
         return delta.days * _NS_PER_DAY + delta.seconds * 10**9 + delta.microseconds * 1000
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return round(value * 1e9)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value * 10**9
+    if isinstance(value, float) and math.isfinite(value) and value > 0:
+        whole = int(value)
+        return whole * 10**9 + round((value - whole) * 1e9)
     return None
 
 
 def operation_name(call_type: str | None) -> str:
     if not call_type:
         return "chat"
-    return OPERATIONS.get(call_type, call_type)
+    return OPERATIONS.get(call_type) or cap(call_type, _ID_LIMIT)
 
 
 def provider_name(raw: str | None) -> str:
     if not raw:
         return "_OTHER"
-    return PROVIDERS.get(raw, raw)
+    return PROVIDERS.get(raw) or cap(raw, _ID_LIMIT)
 
 
 def _server(api_base: str | None) -> dict[str, AttributeValue]:
