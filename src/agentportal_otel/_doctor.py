@@ -2,20 +2,21 @@
 
 Steps (each PASS, WARN, FAIL or SKIP, with a hint on how to fix it):
 
-1. configuration: SDK not disabled, traces exporter not ``none``, which OTLP traces endpoint the
-   plugin will use and from which variable (the OTel spec's resolution:
-   ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` as is, else ``OTEL_EXPORTER_OTLP_ENDPOINT`` +
-   ``/v1/traces``, else ``http://localhost:4318/v1/traces``);
+1. configuration, read by the plugin's own :class:`~agentportal_otel._settings.Settings`: SDK
+   not disabled, traces exporter not ``none``, no malformed variable, and which OTLP traces
+   endpoint the plugin will use and from which variable;
 2. LiteLLM-only variables (``OTEL_EXPORTER``, ``OTEL_ENDPOINT``, ``OTEL_HEADERS``) that the
    OpenTelemetry SDK ignores;
 3. the endpoint accepts ``POST`` of an empty ``ExportTraceServiceRequest``;
-4. a probe span (attribute ``agentportal.probe.id``) exported through a private
-   ``TracerProvider`` + ``BatchSpanProcessor`` + ``OTLPSpanExporter``;
+4. a probe span (attribute ``agentportal.probe.id``) exported through the plugin's own
+   pipeline (:func:`~agentportal_otel._providers.build_tracer_provider`, OTLP/HTTP exporter);
 5. the probe found in ClickHouse within the timeout.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 import urllib.error
 import urllib.parse
@@ -27,13 +28,11 @@ from typing import Any, Literal, cast
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from agentportal_otel import _env
+from agentportal_otel._settings import Settings
+
 Outcome = Literal["PASS", "WARN", "FAIL", "SKIP"]
-DEFAULT_TRACES_ENDPOINT = "http://localhost:4318/v1/traces"
-_LITELLM_ONLY = {
-    "OTEL_EXPORTER": "OTEL_TRACES_EXPORTER=otlp and OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
-    "OTEL_ENDPOINT": "OTEL_EXPORTER_OTLP_ENDPOINT (base URL; /v1/traces is appended)",
-    "OTEL_HEADERS": "OTEL_EXPORTER_OTLP_HEADERS",
-}
+_LITELLM_ONLY = _env.LITELLM_ONLY_NAMES
 
 
 @dataclass(frozen=True)
@@ -52,41 +51,52 @@ class Endpoint:
     source: str
 
 
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def load_settings(environ: Mapping[str, str]) -> tuple[Settings, list[str]]:
+    """The plugin's own settings for ``environ``, and the configuration problems it reported."""
+    collect = _Collect()
+    logger = logging.getLogger("agentportal_otel")
+    logger.addHandler(collect)
+    try:
+        settings = Settings.from_env(environ)
+    finally:
+        logger.removeHandler(collect)
+    return settings, [m for m in collect.messages if not any(n in m for n in _LITELLM_ONLY)]
+
+
 def resolve_traces_endpoint(environ: Mapping[str, str]) -> Endpoint:
-    """The OTLP/HTTP traces URL per the OTel spec, and the variable it came from."""
-    # TODO(lead): replace with agentportal_otel._settings once it exposes this resolution.
-    signal = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
-    if signal:
-        return Endpoint(signal, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
-    if base:
-        return Endpoint(base.rstrip("/") + "/v1/traces", "OTEL_EXPORTER_OTLP_ENDPOINT")
-    return Endpoint(DEFAULT_TRACES_ENDPOINT, "default")
+    """The OTLP/HTTP traces URL the plugin will use, and the variable it came from."""
+    settings, _ = load_settings(environ)
+    return Endpoint(settings.traces_endpoint, settings.traces_endpoint_source)
 
 
 def otlp_headers(environ: Mapping[str, str]) -> dict[str, str]:
-    """Headers from ``OTEL_EXPORTER_OTLP_TRACES_HEADERS`` or ``OTEL_EXPORTER_OTLP_HEADERS``."""
-    raw = environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or environ.get("OTEL_EXPORTER_OTLP_HEADERS", "")
-    headers: dict[str, str] = {}
-    for item in raw.split(","):
-        key, sep, value = item.partition("=")
-        if sep and key.strip():
-            headers[urllib.parse.unquote(key.strip()).lower()] = urllib.parse.unquote(value.strip())
-    return headers
+    """Export headers exactly as the plugin parses them (values never printed)."""
+    settings, _ = load_settings(environ)
+    return dict(settings.traces_headers)
 
 
 def check_configuration(environ: Mapping[str, str]) -> Check:
-    endpoint = resolve_traces_endpoint(environ)
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return Check("configuration", "FAIL", "OTEL_SDK_DISABLED=true: no spans are exported", "unset it")
-    exporters = [e.strip().lower() for e in environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
-    if "none" in exporters:
-        return Check("configuration", "FAIL", "OTEL_TRACES_EXPORTER=none", "unset it or set it to otlp")
-    protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-    detail = f"traces go to {endpoint.url} (from {endpoint.source})"
-    if protocol and protocol.strip() != "http/protobuf":
-        return Check("configuration", "WARN", f"{detail}; protocol {protocol!r} is not used", "use http/protobuf")
-    return Check("configuration", "PASS", detail)
+    settings, problems = load_settings(environ)
+    name = "configuration"
+    if not settings.enabled:
+        return Check(name, "FAIL", "OTEL_SDK_DISABLED=true: no spans are exported", "unset it")
+    if settings.traces_exporters == ("none",):
+        return Check(name, "FAIL", "OTEL_TRACES_EXPORTER=none", "unset it or set it to otlp")
+    detail = settings.describe_destination()
+    if problems:
+        return Check(name, "FAIL", f"{detail}; " + " | ".join(problems), "fix the variables named above")
+    if "otlp" not in settings.traces_exporters:
+        return Check(name, "WARN", f"{detail}; the OTLP checks below do not apply", "")
+    return Check(name, "PASS", detail)
 
 
 def check_litellm_names(environ: Mapping[str, str]) -> Check:
@@ -142,9 +152,9 @@ def check_endpoint(endpoint: Endpoint, headers: Mapping[str, str], timeout: floa
 def send_probe(endpoint: Endpoint, headers: Mapping[str, str], probe_id: str, timeout: float) -> Check:
     """Export one probe span through the plugin's pipeline shape and report the export result."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    from agentportal_otel._providers import build_tracer_provider
 
     results: list[SpanExportResult] = []
     inner = OTLPSpanExporter(endpoint=endpoint.url, headers=dict(headers), timeout=timeout)
@@ -158,9 +168,8 @@ def send_probe(endpoint: Endpoint, headers: Mapping[str, str], probe_id: str, ti
         def shutdown(self) -> None:
             cast(Any, inner).shutdown()  # untyped in the SDK
 
-    # TODO(lead): use agentportal_otel._providers.build_tracer_provider(settings) once it exists.
-    provider = TracerProvider(resource=Resource.create({"service.name": "agentportal-otel-doctor"}))
-    provider.add_span_processor(BatchSpanProcessor(_Recording()))
+    settings, _ = load_settings({**os.environ, "OTEL_SERVICE_NAME": "agentportal-otel-doctor"})
+    provider = build_tracer_provider(settings, exporters=[_Recording()]).tracer_provider
     span = provider.get_tracer("agentportal_otel.doctor").start_span(
         "agentportal-otel doctor probe", attributes={"agentportal.probe.id": probe_id}
     )
