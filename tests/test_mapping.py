@@ -205,7 +205,10 @@ def _tenant_kwargs(
             "litellm",
         ),
         (_tenant_kwargs(slo_meta={"user_api_key_project_id": "pid"}), "pid", "litellm"),
-        (_tenant_kwargs(tags=["x", "project:agent-portal"]), "agent-portal", "tag"),
+        (_tenant_kwargs(key_meta={"tags": ["x", "project:agent-portal"]}), "agent-portal", "tag"),
+        (_tenant_kwargs(team_meta={"tags": ["project:team-tagged"]}), "team-tagged", "tag"),
+        # request tags include the client's body/header tags: never a project source
+        (_tenant_kwargs(tags=["x", "project:forged"]), None, None),
         (_tenant_kwargs(tags=["project:"]), None, None),
         (_tenant_kwargs(), None, None),
     ],

@@ -76,6 +76,10 @@ LP_PROXY_SERVER_REQUEST: Final = "proxy_server_request"
 LP_HEADERS: Final = "headers"
 LP_API_BASE: Final = "api_base"
 
+# key and team metadata
+METADATA_TAGS: Final = "tags"
+"""The key's (or team's) own tags, set by an admin; ``request_tags`` adds the client's."""
+
 # error_information
 ERR_CLASS: Final = "error_class"
 ERR_CODE: Final = "error_code"

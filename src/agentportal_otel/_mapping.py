@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -224,14 +224,15 @@ def _project(
     team_meta: Mapping[str, Any],
     merged_meta: Mapping[str, Any],
     slo_meta: Mapping[str, Any],
-    tags: Sequence[str],
     field: str,
 ) -> tuple[str, str] | None:
     """The project and where it came from; first hit wins.
 
     Key metadata is read before team metadata on purpose: LiteLLM's merged view lets the
     team override the key.  The merged view is only a fallback for payloads that lack
-    the separate dicts.
+    the separate dicts.  A ``project:<name>`` tag counts only among the key's (or team's)
+    own tags: the request's tags also hold whatever the client sent in the body or the
+    ``x-litellm-tags`` header, so any caller could pick a project with them.
     """
     for source, container in (("key", key_meta), ("team", team_meta), ("metadata", merged_meta)):
         value = f.text(container, field)
@@ -241,9 +242,10 @@ def _project(
         value = f.text(slo_meta, key)
         if value:
             return value, "litellm"
-    for tag in tags:
-        if tag.startswith("project:") and len(tag) > len("project:"):
-            return tag[len("project:") :], "tag"
+    for container in (key_meta, team_meta, merged_meta):
+        for tag in f.sequence(container, f.METADATA_TAGS):
+            if isinstance(tag, str) and tag.startswith("project:") and len(tag) > len("project:"):
+                return tag[len("project:") :], "tag"
     return None
 
 
@@ -283,7 +285,7 @@ def _tenant(slo: Mapping[str, Any], litellm_params: Mapping[str, Any], settings:
     if tags:
         result[ap.TAGS] = tags
 
-    project = _project(key_meta, team_meta, merged_meta, meta, tags, settings.project_metadata_field)
+    project = _project(key_meta, team_meta, merged_meta, meta, settings.project_metadata_field)
     if project is not None:
         result[ap.PROJECT] = cap(project[0], _ID_LIMIT)
         result[ap.PROJECT_SOURCE] = project[1]
