@@ -123,6 +123,10 @@ def test_streaming_span_has_time_to_first_chunk(span_exporter, make_logger) -> N
     for name in ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model"):
         _pop_typed(attributes, name, str)
     _pop_common(attributes, "acompletion")
+    # LiteLLM reports the api_base of a mock stream in some releases (1.77) and not others (1.108).
+    if "server.address" in attributes:
+        assert _pop_typed(attributes, "server.address", str) == "api.openai.com"
+        assert _pop_typed(attributes, "server.port", int) == 443
     assert attributes == {}
 
 
