@@ -6,7 +6,40 @@ PROXY_URL ?= http://127.0.0.1:4000
 CLICKHOUSE_HTTP_URL ?= http://127.0.0.1:8124
 COLLECTOR_OTLP_URL ?= http://127.0.0.1:4318
 
-.PHONY: up down logs bootstrap smoke
+.PHONY: up down logs bootstrap smoke install test lint test-oldest
+
+PYTHON ?= python3
+VENV ?= .venv
+OLDEST_VENV ?= .venv-oldest
+# The oldest LiteLLM release we support, tested in CI next to the current one.
+LITELLM_OLDEST ?= 1.77.7
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv with the package, LiteLLM's proxy extra, chDB and the dev tools
+
+lint: install ## ruff and mypy --strict
+	$(VENV)/bin/ruff check src tests bench docker
+	$(VENV)/bin/ruff format --check src
+	$(VENV)/bin/mypy
+
+$(OLDEST_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/pip install -q --upgrade pip
+	$(OLDEST_VENV)/bin/pip install -q -e . 'litellm==$(LITELLM_OLDEST)' pytest pytest-timeout hypothesis pyyaml httpx opentelemetry-proto
+	touch $@
+
+test-oldest: $(OLDEST_VENV)/.installed ## the SDK-level tests against the oldest supported LiteLLM
+	$(OLDEST_VENV)/bin/pytest -q tests/test_sdk_spans.py tests/test_mapping.py tests/test_settings.py
+
+test: lint ## everything CI runs: lint, types, the whole suite (slow tests included), oldest LiteLLM
+	$(VENV)/bin/pytest
+	$(MAKE) test-oldest
 
 .env:
 	@echo "No .env: run 'cp .env.example .env' and fill in the secrets (see its comments)." >&2
