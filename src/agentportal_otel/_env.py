@@ -128,3 +128,7 @@ AGENTPORTAL_OTEL_SHUTDOWN_TIMEOUT_MS: Final = "AGENTPORTAL_OTEL_SHUTDOWN_TIMEOUT
 
 AGENTPORTAL_OTEL_CLICKHOUSE_URL: Final = "AGENTPORTAL_OTEL_CLICKHOUSE_URL"
 """With ``OTEL_TRACES_EXPORTER=clickhouse``: ``http(s)://host:8123`` or ``chdb:///path``."""
+
+AGENTPORTAL_OTEL_LOG_LEVEL: Final = "AGENTPORTAL_OTEL_LOG_LEVEL"
+"""Level of the ``agentportal_otel`` log when run by the proxy (``agentportal_otel.proxy``).
+Default ``INFO``: one line at startup, warnings and errors after that."""
