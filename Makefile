@@ -69,3 +69,10 @@ smoke: .env
 	  && echo \
 	  && agentportal-otel doctor --url $(CLICKHOUSE_HTTP_URL) --database "$$CLICKHOUSE_DB" --timeout 30 \
 	  && agentportal-otel calls --url $(CLICKHOUSE_HTTP_URL) --database "$$CLICKHOUSE_DB" --since 15m --limit 5
+
+# No Docker: a real LiteLLM proxy with the demo keys writes spans into embedded ClickHouse
+# (chDB, ./.agentportal-demo/chdb, wiped each run), then the usage tables are printed.
+# DEMO_ARGS="--requests 200 --keep" passes options through.
+.PHONY: demo
+demo: ## local proxy + sample traffic into chDB, then usage by team/project/model, errors, calls
+	agentportal-otel demo $(DEMO_ARGS)

@@ -6,6 +6,7 @@
     agentportal-otel calls --team search --status error --limit 20 --format json
     agentportal-otel trace 4bf92f3577b34da6a3ce929d0e0e4736
     agentportal-otel doctor --timeout 20
+    agentportal-otel demo --requests 60   # local proxy + sample traffic, no Docker
 
 Connection: ``--url`` or ``CLICKHOUSE_URL`` (``http://user:pass@host:8123/db`` or
 ``chdb:///path``), ``--user``/``CLICKHOUSE_USER``, ``--password``/``CLICKHOUSE_PASSWORD``,
@@ -30,6 +31,7 @@ from typing import Any, TextIO
 from agentportal_otel import _doctor
 from agentportal_otel.clickhouse import _env
 from agentportal_otel.clickhouse import _queries as q
+from agentportal_otel.demo import _run as _demo
 
 _SINCE = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -84,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("trace_id")
     doctor = sub.add_parser("doctor", parents=[common], help="check the export path end to end")
     doctor.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the probe")
+    demo = sub.add_parser("demo", help="local proxy + sample traffic into chDB, then the usage tables")
+    _demo.add_arguments(demo)
     return parser
 
 
@@ -253,6 +257,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         args = _parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    if args.command == "demo":
+        return _demo.run(args)
     out = sys.stdout
     secrets = [args.password, env.get(_env.CLICKHOUSE_PASSWORD), env.get(_env.AGENTPORTAL_OTEL_CLICKHOUSE_PASSWORD)]
     try:
