@@ -74,5 +74,5 @@ smoke: .env
 # (chDB, ./.agentportal-demo/chdb, wiped each run), then the usage tables are printed.
 # DEMO_ARGS="--requests 200 --keep" passes options through.
 .PHONY: demo
-demo: ## local proxy + sample traffic into chDB, then usage by team/project/model, errors, calls
-	agentportal-otel demo $(DEMO_ARGS)
+demo: install ## local proxy + sample traffic into chDB, then usage by team/project/model, errors, calls
+	$(VENV)/bin/agentportal-otel demo $(DEMO_ARGS)
