@@ -11,7 +11,7 @@ each series with :func:`latest_points`.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,15 +151,15 @@ def latest_points(points: Iterable[DataPoint]) -> dict[tuple[str, frozenset[tupl
 
 def totals(
     points: Mapping[tuple[str, frozenset[tuple[str, Any]]], DataPoint], name: str, *dims: str
-) -> Counter[tuple[Any, ...]]:
+) -> dict[tuple[Any, ...], float]:
     """Per ``dims`` values: the histogram sum (or counter value) of metric ``name``."""
-    result: Counter[tuple[Any, ...]] = Counter()
+    result: defaultdict[tuple[Any, ...], float] = defaultdict(float)
     for (metric, _), point in points.items():
         if metric != name:
             continue
         value = point.sum if point.type == "histogram" else point.value
         result[tuple(point.attributes.get(d) for d in dims)] += value or 0
-    return result
+    return dict(result)
 
 
 def expected_tenant(key: str) -> dict[str, Any]:

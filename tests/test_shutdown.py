@@ -89,7 +89,7 @@ def test_signal_right_after_a_burst_flushes_every_span_and_metric(sig: signal.Si
         expected_tokens: Counter[tuple[object, ...]] = Counter()
         for s in spans:
             team = s.attributes.get("agentportal.team.alias")
-            expected_tokens[(team, "input")] += int(s.attributes["gen_ai.usage.input_tokens"])  # type: ignore[arg-type]
-            expected_tokens[(team, "output")] += int(s.attributes["gen_ai.usage.output_tokens"])  # type: ignore[arg-type]
+            expected_tokens[(team, "input")] += int(s.attributes["gen_ai.usage.input_tokens"])
+            expected_tokens[(team, "output")] += int(s.attributes["gen_ai.usage.output_tokens"])
         assert tokens == expected_tokens
         assert {team for team, _ in tokens} == {"Search", "Assist"}
