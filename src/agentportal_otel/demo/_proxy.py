@@ -11,7 +11,7 @@ file in a temporary directory (no database, the demo ``custom_auth`` of
         httpx.post(f"{proxy.url}/v1/chat/completions", headers=auth, json=...)
         exit_code = proxy.stop()  # SIGTERM, as a container runtime would
 
-The child environment is the caller's (``DATABASE_*`` and ``DIRECT_URL`` removed) plus
+The child environment is the caller's (``DATABASE_*``, ``DIRECT_URL`` and ``PYTEST_CURRENT_TEST`` removed) plus
 ``LITELLM_LOCAL_MODEL_COST_MAP=True`` (no cost-map download), ``LITELLM_MASTER_KEY``, a
 ``PYTHONPATH`` that makes this package importable, then ``env`` (a ``None`` value unsets).
 Exiting the context manager, a failed start and interpreter exit kill the whole process group,
@@ -57,7 +57,8 @@ DEMO_CUSTOM_AUTH = "agentportal_otel.demo.auth.user_api_key_auth"
 """The ``general_settings.custom_auth`` the overlay installs."""
 
 _DROPPED_ENV_PREFIXES = ("DATABASE_",)
-_DROPPED_ENV = frozenset({"DIRECT_URL"})
+# PYTEST_CURRENT_TEST would make the plugin's guard re-raise inside the proxy (a test-only mode).
+_DROPPED_ENV = frozenset({"DIRECT_URL", "PYTEST_CURRENT_TEST"})
 _LOG_NAME = "proxy.log"
 _CONFIG_NAME = "config.yaml"
 
