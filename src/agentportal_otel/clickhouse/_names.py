@@ -1,28 +1,33 @@
 """Attribute names the ClickHouse layer reads from ``SpanAttributes``.
 
-These mirror the constants of ``agentportal_otel._attributes`` (owned by the core). They are
-repeated here so the ClickHouse layer and the CLI import without the core; once
-``_attributes`` is stable these should become re-exports of it.
+Re-exported from ``agentportal_otel._attributes`` (ours) and ``opentelemetry.semconv``
+(standard), so the ClickHouse layer and the plugin can never disagree on a name.  Neither
+import pulls in LiteLLM.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-OPERATION_NAME: Final = "gen_ai.operation.name"
-REQUEST_MODEL: Final = "gen_ai.request.model"
-INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
-OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
-ERROR_TYPE: Final = "error.type"
-COST_USD: Final = "agentportal.cost.usd"
-PROJECT: Final = "agentportal.project"
-TEAM_ID: Final = "agentportal.team.id"
-TEAM_ALIAS: Final = "agentportal.team.alias"
-KEY_ALIAS: Final = "agentportal.key.alias"
-USER_ID: Final = "agentportal.user.id"
-ORG_ID: Final = "agentportal.org.id"
-END_USER_ID: Final = "agentportal.end_user.id"
-TAGS: Final = "agentportal.tags"
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
+from opentelemetry.semconv.attributes import error_attributes as _error
+
+from agentportal_otel import _attributes as _ap
+
+OPERATION_NAME: Final = _gen_ai.GEN_AI_OPERATION_NAME
+REQUEST_MODEL: Final = _gen_ai.GEN_AI_REQUEST_MODEL
+INPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS
+OUTPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
+ERROR_TYPE: Final = _error.ERROR_TYPE
+COST_USD: Final = _ap.COST_USD
+PROJECT: Final = _ap.PROJECT
+TEAM_ID: Final = _ap.TEAM_ID
+TEAM_ALIAS: Final = _ap.TEAM_ALIAS
+KEY_ALIAS: Final = _ap.KEY_ALIAS
+USER_ID: Final = _ap.USER_ID
+ORG_ID: Final = _ap.ORG_ID
+END_USER_ID: Final = _ap.END_USER_ID
+TAGS: Final = _ap.TAGS
 PROBE_ID: Final = "agentportal.probe.id"
 """Set by ``agentportal-otel doctor`` on its probe span, so the probe can be found again."""
 
