@@ -210,3 +210,36 @@ def test_router_fallback_attempts_are_separate_spans(span_exporter, make_logger)
     assert "error.type" not in by_model["backup"].attributes
     call_ids = {s.attributes["agentportal.litellm.call_id"] for s in spans}
     assert len(call_ids) == 2
+
+
+def test_interpreter_exit_flushes_queued_spans(tmp_path: Any) -> None:
+    """SDK use: a script that never calls shutdown still delivers (atexit), despite long delays."""
+    import os
+    import subprocess
+    import sys
+
+    from otlp_receiver import OTLPReceiver
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import litellm\n"
+        "from agentportal_otel.logger import AgentPortalLogger\n"
+        "litellm.callbacks = [AgentPortalLogger()]\n"
+        "for _ in range(3):\n"
+        "    litellm.completion(model='openai/gpt-4o', messages=[{'role': 'user', 'content': 'hi'}],"
+        " mock_response='ok')\n"
+        "import time; time.sleep(0.5)\n"
+    )
+    with OTLPReceiver() as receiver:
+        env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "600000",
+            "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        }
+        env.pop("PYTEST_CURRENT_TEST", None)
+        subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=120)
+        spans = receiver.wait_for_spans(3, timeout=5)
+        assert len([s for s in spans if s.name == "chat gpt-4o"]) == 3
+        assert receiver.wait_for_metric("gen_ai.client.token.usage", timeout=5)
