@@ -243,3 +243,39 @@ def test_interpreter_exit_flushes_queued_spans(tmp_path: Any) -> None:
         spans = receiver.wait_for_spans(3, timeout=5)
         assert len([s for s in spans if s.name == "chat gpt-4o"]) == 3
         assert receiver.wait_for_metric("gen_ai.client.token.usage", timeout=5)
+
+
+def test_fuzzed_payloads_through_the_hooks() -> None:
+    """Property test: the real hooks (mapping + span + metrics) never raise on odd payloads."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from test_mapping import FUZZ_SETTINGS, _valid, payloads
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    logger = AgentPortalLogger(
+        FUZZ_SETTINGS,
+        tracer_provider=provider,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        install_shutdown_hooks=False,
+    )
+
+    @settings(max_examples=400, deadline=None)
+    @given(payloads(), st.booleans())
+    def check(kwargs: dict[str, Any], failed: bool) -> None:
+        exporter.clear()
+        hook = logger.log_failure_event if failed else logger.log_success_event
+        assert hook(kwargs, None, None, None) is None
+        for span in exporter.get_finished_spans():
+            for value in (span.attributes or {}).values():
+                assert _valid(value, 512)
+
+    check()
+    reader.get_metrics_data()  # the metric pipeline accepted every point
