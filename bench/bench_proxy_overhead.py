@@ -6,6 +6,8 @@ receiver running in a separate process (so decoding spans never competes with th
 generator for this process's GIL):
 
 * ``none``   -- no callback at all;
+* ``empty``  -- a ``CustomLogger`` whose hooks do nothing: what LiteLLM itself spends to serve
+  any success/failure callback (e.g. assembling a streamed response for the logging payload);
 * ``otel``   -- LiteLLM's built-in ``otel`` callback (``OTEL_EXPORTER=otlp_http``,
   ``OTEL_ENDPOINT=<receiver>/v1/traces``, its defaults otherwise);
 * ``plugin`` -- ``agentportal_otel.proxy.handler`` (spans and metrics, default settings).
@@ -55,7 +57,7 @@ from agentportal_otel.demo.auth import DEMO_KEYS  # noqa: E402
 CONFIG = REPO / "litellm" / "config.yaml"
 MASTER_KEY = "sk-agentportal-bench-master-0000"
 CALL_ID = "agentportal.litellm.call_id"
-VARIANTS = ("none", "otel", "plugin")
+VARIANTS = ("none", "empty", "otel", "plugin")
 KEYS = (DEMO_KEYS[0].key, DEMO_KEYS[1].key)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -245,7 +247,12 @@ async def _load(url: str, requests: int, concurrency: int, stream: bool, tag: st
                 ).encode()
                 headers = {"Authorization": f"Bearer {KEYS[i % 2]}", "Content-Type": "application/json"}
                 t0 = time.perf_counter()
-                status, response_headers, _ = await connection.post("/v1/chat/completions", headers, body)
+                try:
+                    status, response_headers, _ = await connection.post("/v1/chat/completions", headers, body)
+                except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+                    # connection closed mid-response: counted as an error, next request reconnects
+                    await connection.close()
+                    status, response_headers = 599, {}
                 latencies.append(time.perf_counter() - t0)
                 statuses[status] = statuses.get(status, 0) + 1
                 call_id = response_headers.get("x-litellm-call-id")
@@ -292,6 +299,23 @@ class Variant:
     call_ids: list[str] = field(default_factory=list)
 
 
+_EMPTY_MODULE = "bench_empty_logger"
+_EMPTY_LOGGER = """
+from litellm.integrations.custom_logger import CustomLogger
+
+
+class EmptyLogger(CustomLogger):
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        return None
+
+    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        return None
+
+
+handler = EmptyLogger()
+"""
+
+
 def start_variant(name: str) -> Variant:
     receiver = RemoteReceiver()
     env = dict(_CLEAN_ENV)
@@ -301,9 +325,13 @@ def start_variant(name: str) -> Variant:
     elif name == "otel":
         callbacks = ["otel"]
         env.update({"OTEL_EXPORTER": "otlp_http", "OTEL_ENDPOINT": f"{receiver.url}/v1/traces"})
+    elif name == "empty":
+        callbacks = [f"{_EMPTY_MODULE}.handler"]
     else:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.url
     proxy = ProxyProcess(CONFIG, env=env, master_key=MASTER_KEY, callbacks=callbacks, startup_timeout=180)
+    # LiteLLM resolves a callback path relative to the config's directory first.
+    (proxy.workdir / f"{_EMPTY_MODULE}.py").write_text(_EMPTY_LOGGER)
     try:
         proxy.start()
     except BaseException:
@@ -425,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print()
         for variant in variants:
-            if variant.name == "none":
+            if variant.name in ("none", "empty"):
                 continue
             # SIGTERM, as a container runtime would: the plugin flushes on the proxy's shutdown path.
             code = variant.proxy.stop(signal.SIGTERM, timeout=60)
