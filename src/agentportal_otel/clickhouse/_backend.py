@@ -115,11 +115,7 @@ def escape_param(value: ParamValue) -> str:
     if isinstance(value, int | float):
         return repr(value)
     return (
-        value.replace("\\", "\\\\")
-        .replace("\t", "\\t")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\0", "\\0")
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r").replace("\0", "\\0")
     )
 
 

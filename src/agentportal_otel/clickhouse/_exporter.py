@@ -182,9 +182,7 @@ def _timeout_s(environ: Mapping[str, str]) -> float:
     except ValueError:
         millis = -1.0
     if millis <= 0:
-        _logger.warning(
-            "Ignoring %s=%r: expected a positive number of milliseconds", _BSP_EXPORT_TIMEOUT, raw
-        )
+        _logger.warning("Ignoring %s=%r: expected a positive number of milliseconds", _BSP_EXPORT_TIMEOUT, raw)
         return _DEFAULT_TIMEOUT_S
     return millis / 1000.0
 
@@ -215,9 +213,7 @@ def create_span_exporter(environ: Mapping[str, str]) -> SpanExporter:
             _env.AGENTPORTAL_OTEL_CLICKHOUSE_DATABASE,
             target.url_database or _env.DEFAULT_DATABASE,
         ),
-        traces_table=_identifier(
-            environ, _env.AGENTPORTAL_OTEL_CLICKHOUSE_TRACES_TABLE, _env.DEFAULT_TRACES_TABLE
-        ),
+        traces_table=_identifier(environ, _env.AGENTPORTAL_OTEL_CLICKHOUSE_TRACES_TABLE, _env.DEFAULT_TRACES_TABLE),
         create_schema=_flag(environ, _env.AGENTPORTAL_OTEL_CLICKHOUSE_CREATE_SCHEMA),
         timeout_s=_timeout_s(environ),
     )
