@@ -16,7 +16,6 @@ Steps (each PASS, WARN, FAIL or SKIP, with a hint on how to fix it):
 from __future__ import annotations
 
 import logging
-import os
 import time
 import urllib.error
 import urllib.parse
@@ -27,9 +26,11 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from agentportal_otel import _env
 from agentportal_otel._settings import Settings
+from agentportal_otel.clickhouse._names import PROBE_ID
 
 Outcome = Literal["PASS", "WARN", "FAIL", "SKIP"]
 _LITELLM_ONLY = _env.LITELLM_ONLY_NAMES
@@ -69,19 +70,8 @@ def load_settings(environ: Mapping[str, str]) -> tuple[Settings, list[str]]:
         settings = Settings.from_env(environ)
     finally:
         logger.removeHandler(collect)
-    return settings, [m for m in collect.messages if not any(n in m for n in _LITELLM_ONLY)]
-
-
-def resolve_traces_endpoint(environ: Mapping[str, str]) -> Endpoint:
-    """The OTLP/HTTP traces URL the plugin will use, and the variable it came from."""
-    settings, _ = load_settings(environ)
-    return Endpoint(settings.traces_endpoint, settings.traces_endpoint_source)
-
-
-def otlp_headers(environ: Mapping[str, str]) -> dict[str, str]:
-    """Export headers exactly as the plugin parses them (values never printed)."""
-    settings, _ = load_settings(environ)
-    return dict(settings.traces_headers)
+    # LiteLLM-only names are a check of their own (check_litellm_names), not a configuration error.
+    return settings, [m for m in collect.messages if "read only by LiteLLM" not in m]
 
 
 def check_configuration(environ: Mapping[str, str]) -> Check:
@@ -149,15 +139,15 @@ def check_endpoint(endpoint: Endpoint, headers: Mapping[str, str], timeout: floa
     return Check(name, "FAIL", f"{endpoint.url} answered {status}", hints.get(status, "check collector logs"))
 
 
-def send_probe(endpoint: Endpoint, headers: Mapping[str, str], probe_id: str, timeout: float) -> Check:
-    """Export one probe span through the plugin's pipeline shape and report the export result."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+def send_probe(
+    inner: SpanExporter, destination: str, probe_id: str, timeout: float, environ: Mapping[str, str]
+) -> Check:
+    """Export one probe span through the plugin's own pipeline into ``inner``; report the result."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
 
     from agentportal_otel._providers import build_tracer_provider
 
     results: list[SpanExportResult] = []
-    inner = OTLPSpanExporter(endpoint=endpoint.url, headers=dict(headers), timeout=timeout)
 
     class _Recording(SpanExporter):
         def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -168,18 +158,18 @@ def send_probe(endpoint: Endpoint, headers: Mapping[str, str], probe_id: str, ti
         def shutdown(self) -> None:
             cast(Any, inner).shutdown()  # untyped in the SDK
 
-    settings, _ = load_settings({**os.environ, "OTEL_SERVICE_NAME": "agentportal-otel-doctor"})
+    settings, _ = load_settings({**environ, "OTEL_SERVICE_NAME": "agentportal-otel-doctor"})
     provider = build_tracer_provider(settings, exporters=[_Recording()]).tracer_provider
     span = provider.get_tracer("agentportal_otel.doctor").start_span(
-        "agentportal-otel doctor probe", attributes={"agentportal.probe.id": probe_id}
+        "agentportal-otel doctor probe", attributes={PROBE_ID: probe_id}
     )
     span.end()
     provider.force_flush(int(timeout * 1000))
     provider.shutdown()
     name = "probe span exported"
     if results and results[-1] is SpanExportResult.SUCCESS:
-        return Check(name, "PASS", f"probe {probe_id} accepted by {endpoint.url}")
-    return Check(name, "FAIL", f"probe {probe_id} not accepted", "see the endpoint check above")
+        return Check(name, "PASS", f"probe {probe_id} accepted by {destination}")
+    return Check(name, "FAIL", f"probe {probe_id} not accepted by {destination}", "see the checks above")
 
 
 def wait_for_probe(count: Callable[[], int], probe_id: str, timeout: float) -> Check:

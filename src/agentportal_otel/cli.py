@@ -203,16 +203,33 @@ def _run_query(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO
 
 
 def _run_doctor(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
-    endpoint = _doctor.resolve_traces_endpoint(environ)
-    headers = _doctor.otlp_headers(environ)
+    settings, _ = _doctor.load_settings(environ)
     checks = [_doctor.check_configuration(environ), _doctor.check_litellm_names(environ)]
-    reachable = _doctor.check_endpoint(endpoint, headers, timeout=5.0)
-    checks.append(reachable)
     probe_id = _doctor.new_probe_id()
-    if reachable.outcome == "PASS":
-        checks.append(_doctor.send_probe(endpoint, headers, probe_id, timeout=10.0))
+    if "otlp" not in settings.traces_exporters and "clickhouse" in settings.traces_exporters:
+        # Direct export: the probe goes through the plugin's own ClickHouse exporter.
+        from agentportal_otel.clickhouse import create_span_exporter
+
+        checks.append(_doctor.Check("endpoint accepts POST", "SKIP", "OTEL_TRACES_EXPORTER=clickhouse: no collector"))
+        try:
+            exporter = create_span_exporter(environ)
+        except ValueError as error:
+            checks.append(_doctor.Check("probe span exported", "FAIL", str(error), "fix the variable named above"))
+        else:
+            destination = settings.describe_destination()
+            checks.append(_doctor.send_probe(exporter, destination, probe_id, 10.0, environ))
     else:
-        checks.append(_doctor.Check("probe span exported", "SKIP", "endpoint not reachable"))
+        endpoint = _doctor.Endpoint(settings.traces_endpoint, settings.traces_endpoint_source)
+        headers = dict(settings.traces_headers)
+        reachable = _doctor.check_endpoint(endpoint, headers, timeout=5.0)
+        checks.append(reachable)
+        if reachable.outcome == "PASS":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            exporter = OTLPSpanExporter(endpoint=endpoint.url, headers=headers, timeout=10.0)
+            checks.append(_doctor.send_probe(exporter, endpoint.url, probe_id, 10.0, environ))
+        else:
+            checks.append(_doctor.Check("probe span exported", "SKIP", "endpoint not reachable"))
     checks.append(_check_stored(args, environ, probe_id, checks[-1].outcome == "PASS"))
     records = [dataclasses.asdict(c) for c in checks]
     if args.format == "table":

@@ -145,3 +145,27 @@ def test_doctor_wrong_path_and_probe_never_lands(
         env = {**env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": collector.base_url + "/v1/trace"}
         code, out = run(capsys, "doctor", "--timeout", "1", env=env)
         assert code == 1 and "answered 404" in out and "wrong path" in out
+
+
+def test_doctor_direct_clickhouse_export(chdb_url: str, doctor_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """OTEL_TRACES_EXPORTER=clickhouse: the probe goes through the plugin's ClickHouse exporter."""
+    env = {
+        "OTEL_TRACES_EXPORTER": "clickhouse",
+        "AGENTPORTAL_OTEL_CLICKHOUSE_URL": chdb_url,
+        "AGENTPORTAL_OTEL_CLICKHOUSE_DATABASE": doctor_db,
+        "CLICKHOUSE_URL": chdb_url,
+        "CLICKHOUSE_DATABASE": doctor_db,
+    }
+    code, out = run(capsys, "doctor", "--timeout", "10", env=env)
+    assert code == 0, out
+    assert "[SKIP] endpoint accepts POST" in out
+    assert "[PASS] probe span exported" in out and "[PASS] probe stored in ClickHouse" in out
+
+
+def test_doctor_reports_malformed_configuration(
+    chdb_url: str, doctor_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = _doctor_env(chdb_url, doctor_db, "otel-collector:4318")
+    code, out = run(capsys, "doctor", "--timeout", "1", env=env)
+    assert code == 1
+    assert "[FAIL] configuration" in out and "OTEL_EXPORTER_OTLP_ENDPOINT is not an http(s) URL" in out
