@@ -495,3 +495,17 @@ def test_fuzz_mapping_never_raises_and_yields_valid_attributes(
     for value in content.values():
         assert isinstance(value, str) and len(value) <= 512
         json.loads(value)
+
+
+def test_master_key_hash_is_shown_as_the_alias() -> None:
+    import hashlib
+
+    master = "sk-master-1234567890"
+    with_master = Settings.from_env({"LITELLM_MASTER_KEY": master})
+    assert master not in repr(with_master)
+    kwargs = _tenant_kwargs(slo_meta={"user_api_key_hash": hashlib.sha256(master.encode()).hexdigest()})
+    assert map_call(kwargs, None, None, None, with_master).attributes["agentportal.key.hash"] == (
+        "litellm_proxy_master_key"
+    )
+    other = _tenant_kwargs()
+    assert map_call(other, None, None, None, with_master).attributes["agentportal.key.hash"] == "ab" * 32

@@ -96,6 +96,9 @@ LITELLM_ONLY_NAMES: Final = {
 }
 """Variables read only by LiteLLM's built-in ``otel`` callback, with the standard name to use."""
 
+LITELLM_MASTER_KEY: Final = "LITELLM_MASTER_KEY"
+"""The proxy's master key. Only its sha256 is kept, to recognise it; the key is never exported."""
+
 # --- our own variables ------------------------------------------------------------------
 
 PREFIX: Final = "AGENTPORTAL_OTEL_"

@@ -268,6 +268,8 @@ def _tenant(slo: Mapping[str, Any], litellm_params: Mapping[str, Any], settings:
         value = f.text(meta, key)
         if value:
             result[name] = cap(value, _ID_LIMIT)
+    if settings.master_key_hash is not None and result.get(ap.KEY_HASH) == settings.master_key_hash:
+        result[ap.KEY_HASH] = f.MASTER_KEY_HASH
 
     headers = {str(k).lower(): v for k, v in f.mapping(meta, f.META_REQUESTER_CUSTOM_HEADERS).items()}
     end_user = f.text(slo, f.SLO_END_USER) or f.text(meta, f.META_END_USER_ID) or f.text(headers, f.OPENWEBUI_USER_ID)

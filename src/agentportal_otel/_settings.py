@@ -16,6 +16,7 @@ warnings, and a mapping other than ``os.environ`` can be injected in tests.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import threading
@@ -256,6 +257,9 @@ class Settings:
     capture_client_address: bool = False
     capture_user_agent: bool = False
     shutdown_timeout_ms: int = 10_000
+    master_key_hash: str | None = dataclasses.field(default=None, repr=False)
+    """sha256 of ``LITELLM_MASTER_KEY``: spans of rejected master-key requests show the alias
+    ``litellm_proxy_master_key`` instead of a stable fingerprint of the master key."""
     environ: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -329,6 +333,7 @@ class Settings:
             "capture_client_address": _bool(env, _env.AGENTPORTAL_OTEL_CAPTURE_CLIENT_ADDRESS, False),
             "capture_user_agent": _bool(env, _env.AGENTPORTAL_OTEL_CAPTURE_USER_AGENT, False),
             "shutdown_timeout_ms": _int(env, _env.AGENTPORTAL_OTEL_SHUTDOWN_TIMEOUT_MS, 10_000),
+            "master_key_hash": _sha256(_get(env, _env.LITELLM_MASTER_KEY)),
             "environ": env,
         }
 
@@ -381,6 +386,10 @@ class Settings:
             else:
                 parts.append(f"metrics -> {exporter}")
         return "; ".join(parts)
+
+
+def _sha256(value: str | None) -> str | None:
+    return hashlib.sha256(value.encode()).hexdigest() if value else None
 
 
 def _resource_service_name(environ: Mapping[str, str]) -> str | None:
