@@ -35,7 +35,7 @@ $(OLDEST_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-oldest: $(OLDEST_VENV)/.installed ## the SDK-level tests against the oldest supported LiteLLM
-	$(OLDEST_VENV)/bin/pytest -q tests/test_sdk_spans.py tests/test_mapping.py tests/test_settings.py
+	$(OLDEST_VENV)/bin/pytest -q tests/test_sdk_spans.py tests/test_mapping.py tests/test_settings.py tests/test_payload_drift.py
 
 test: lint ## everything CI runs: lint, types, the whole suite (slow tests included), oldest LiteLLM
 	$(VENV)/bin/pytest
