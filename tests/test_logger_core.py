@@ -279,3 +279,37 @@ def test_fuzzed_payloads_through_the_hooks() -> None:
 
     check()
     reader.get_metrics_data()  # the metric pipeline accepted every point
+
+
+def test_tenant_cardinality_cap_folds_into_other(  # type: ignore[no-untyped-def]
+    span_exporter, metric_reader, make_logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = make_logger({"AGENTPORTAL_OTEL_MAX_TENANT_VALUES": "2"})
+    for index in range(5):
+        kwargs = {
+            "standard_logging_object": {
+                "litellm_call_id": f"call-{index}",
+                "call_type": "acompletion",
+                "model_group": "m",
+                "custom_llm_provider": "openai",
+                "prompt_tokens": 1,
+                "metadata": {"user_api_key_team_alias": f"team-{index}"},
+            },
+            "litellm_params": {"metadata": {"user_api_key_metadata": {"project": f"project-{index}"}}},
+        }
+        logger.log_success_event(kwargs, None, None, None)
+    teams = {s.attributes["agentportal.team.alias"] for s in span_exporter.get_finished_spans()}
+    assert teams == {f"team-{i}" for i in range(5)}, "spans keep the real values"
+    points = [
+        point
+        for rm in metric_reader.get_metrics_data().resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "gen_ai.client.operation.duration"
+        for point in metric.data.data_points
+    ]
+    assert sorted(p.attributes["agentportal.team"] for p in points) == ["other", "team-0", "team-1"]
+    assert sorted(p.attributes["agentportal.project"] for p in points) == ["other", "project-0", "project-1"]
+    assert sum(p.count for p in points) == 5
+    warnings = [r.getMessage() for r in caplog.records if "distinct" in r.getMessage()]
+    assert len(warnings) == 2, "one warning per dimension, once"
