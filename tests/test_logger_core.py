@@ -114,6 +114,7 @@ def test_resource_attributes_and_service_name(monkeypatch: pytest.MonkeyPatch) -
     assert resource["service.name"] == "gateway"
     assert resource["deployment.environment"] == "prod"
     providers.tracer_provider.shutdown()
+    assert providers.meter_provider is not None
     providers.meter_provider.shutdown()
 
 

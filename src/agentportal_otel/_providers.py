@@ -103,8 +103,8 @@ class Providers:
     """What :func:`build_providers` made, for the logger to use and shut down."""
 
     tracer_provider: TracerProvider
-    meter_provider: MeterProvider
     span_processors: list[SpanProcessor] = field(default_factory=list)
+    meter_provider: MeterProvider | None = None
 
     @property
     def dropped_spans(self) -> int:
@@ -152,7 +152,7 @@ def build_tracer_provider(settings: Settings, exporters: Sequence[SpanExporter] 
         )
         provider.add_span_processor(processor)
         processors.append(processor)
-    return Providers(provider, MeterProvider(resource=provider.resource), processors)
+    return Providers(provider, processors)
 
 
 def build_metric_readers(settings: Settings) -> list[MetricReader]:

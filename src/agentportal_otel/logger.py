@@ -175,7 +175,8 @@ class AgentPortalLogger(CustomLogger):
 
             def stop() -> None:
                 providers.tracer_provider.shutdown()
-                providers.meter_provider.shutdown(timeout_millis=max(1, budget_ms // 2))
+                if providers.meter_provider is not None:
+                    providers.meter_provider.shutdown(timeout_millis=max(1, budget_ms // 2))
 
             ok = run_bounded(stop, budget_ms / 1000, "shutdown") and ok
         return ok
