@@ -31,11 +31,12 @@ lint: install ## ruff and mypy --strict
 $(OLDEST_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/pip install -q --upgrade pip
-	$(OLDEST_VENV)/bin/pip install -q -e . 'litellm==$(LITELLM_OLDEST)' pytest pytest-timeout hypothesis pyyaml httpx opentelemetry-proto
+	$(OLDEST_VENV)/bin/pip install -q -e . 'litellm[proxy]==$(LITELLM_OLDEST)' pytest pytest-timeout hypothesis pyyaml httpx opentelemetry-proto
 	touch $@
 
-test-oldest: $(OLDEST_VENV)/.installed ## the SDK-level tests against the oldest supported LiteLLM
-	$(OLDEST_VENV)/bin/pytest -q tests/test_sdk_spans.py tests/test_mapping.py tests/test_settings.py tests/test_payload_drift.py
+test-oldest: $(OLDEST_VENV)/.installed ## SDK tests, drift tests and a real proxy (via shims) on the oldest supported LiteLLM
+	$(OLDEST_VENV)/bin/pytest -q tests/test_sdk_spans.py tests/test_mapping.py tests/test_settings.py tests/test_payload_drift.py \
+		tests/test_proxy_shim.py
 
 test: lint ## everything CI runs: lint, types, the whole suite (slow tests included), oldest LiteLLM
 	$(VENV)/bin/pytest
