@@ -1,9 +1,8 @@
 """Names of the attributes and metrics agentportal-otel adds beyond the semantic conventions.
 
 Everything of ours lives under one namespace, ``agentportal.``.  Standard names (GenAI,
-``error.type``, ``server.*``) are imported from ``opentelemetry.semconv`` where they are
-used; the few the installed semconv package may lack are defined here with the
-upstream spelling.
+``error.type``, ``server.*``, ``user.email``, ...) are imported from ``opentelemetry.semconv``
+where they are used.
 """
 
 from __future__ import annotations
@@ -46,18 +45,9 @@ KEY_METADATA_PREFIX: Final = "agentportal.key.metadata."
 PROJECT_SOURCE: Final = "agentportal.project.source"
 """Where the project came from: ``key``, ``team``, ``litellm``, ``tag``."""
 
-# --- standard names possibly missing from older semconv packages ---------------------------
-GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
-USER_EMAIL: Final = "user.email"
-CLIENT_ADDRESS: Final = "client.address"
-USER_AGENT_ORIGINAL: Final = "user_agent.original"
-
 # --- metrics ----------------------------------------------------------------------------
 METRIC_COST: Final = "agentportal.client.cost"
 """Counter of US dollars spent, by the low-cardinality metric dimensions."""
-
-METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
-"""Histogram of seconds to the first streamed chunk."""
 
 OTHER: Final = "other"
 """Value a tenant dimension folds into beyond the cardinality cap."""

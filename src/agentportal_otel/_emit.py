@@ -139,7 +139,7 @@ class Emitter:
             explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
         )
         self._ttfc = meter.create_histogram(
-            ap.METRIC_TIME_TO_FIRST_CHUNK,
+            gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
             unit="s",
             description="Time to receive the first chunk of a streamed response.",
             explicit_bucket_boundaries_advisory=list(TIME_TO_FIRST_CHUNK_BUCKETS),

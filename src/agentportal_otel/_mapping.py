@@ -20,7 +20,13 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
-from opentelemetry.semconv.attributes import error_attributes, server_attributes
+from opentelemetry.semconv._incubating.attributes import user_attributes
+from opentelemetry.semconv.attributes import (
+    client_attributes,
+    error_attributes,
+    server_attributes,
+    user_agent_attributes,
+)
 from opentelemetry.util.types import AttributeValue
 
 from agentportal_otel import _attributes as ap
@@ -277,7 +283,7 @@ def _tenant(slo: Mapping[str, Any], litellm_params: Mapping[str, Any], settings:
         result[ap.END_USER_ID] = cap(end_user, _ID_LIMIT)
     conversation = f.text(headers, f.OPENWEBUI_CHAT_ID)
     if conversation:
-        result[ap.GEN_AI_CONVERSATION_ID] = cap(conversation, _ID_LIMIT)
+        result[gen_ai.GEN_AI_CONVERSATION_ID] = cap(conversation, _ID_LIMIT)
 
     raw_tags = [tag for tag in f.sequence(slo, f.SLO_REQUEST_TAGS) if isinstance(tag, str) and tag]
     if not settings.capture_user_agent:
@@ -299,15 +305,15 @@ def _tenant(slo: Mapping[str, Any], litellm_params: Mapping[str, Any], settings:
     if settings.capture_user_email:
         email = f.text(meta, f.META_USER_EMAIL)
         if email:
-            result[ap.USER_EMAIL] = cap(email, _ID_LIMIT)
+            result[user_attributes.USER_EMAIL] = cap(email, _ID_LIMIT)
     if settings.capture_client_address:
         address = f.text(slo, f.SLO_REQUESTER_IP) or f.text(meta, f.SLO_REQUESTER_IP)
         if address:
-            result[ap.CLIENT_ADDRESS] = cap(address, _ID_LIMIT)
+            result[client_attributes.CLIENT_ADDRESS] = cap(address, _ID_LIMIT)
     if settings.capture_user_agent:
         agent = f.text(slo, f.SLO_USER_AGENT) or f.text(meta, f.SLO_USER_AGENT)
         if agent:
-            result[ap.USER_AGENT_ORIGINAL] = cap(agent, limit)
+            result[user_agent_attributes.USER_AGENT_ORIGINAL] = cap(agent, limit)
     return result
 
 
