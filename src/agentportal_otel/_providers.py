@@ -134,7 +134,7 @@ def build_span_exporters(settings: Settings) -> list[SpanExporter]:
         elif name == "clickhouse":
             from agentportal_otel.clickhouse import create_span_exporter
 
-            exporters.append(create_span_exporter(settings.environ))
+            exporters.append(create_span_exporter(settings.environ, timeout_s=settings.bsp_export_timeout_ms / 1000))
     return exporters
 
 

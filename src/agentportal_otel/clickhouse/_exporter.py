@@ -195,8 +195,11 @@ def _identifier(environ: Mapping[str, str], name: str, default: str) -> str:
         raise ValueError(f"{name}: {exc}") from None
 
 
-def create_span_exporter(environ: Mapping[str, str]) -> SpanExporter:
+def create_span_exporter(environ: Mapping[str, str], *, timeout_s: float | None = None) -> SpanExporter:
     """Build a :class:`ClickHouseSpanExporter` from ``AGENTPORTAL_OTEL_CLICKHOUSE_*`` variables.
+
+    ``timeout_s`` bounds the retries of one batch; when omitted it is read from
+    ``OTEL_BSP_EXPORT_TIMEOUT`` (the plugin passes the value its settings already parsed).
 
     Raises ``ValueError`` naming the variable when the URL is missing or malformed, or a
     database/table name is not a plain identifier (writing elsewhere than asked is worse than
@@ -215,5 +218,5 @@ def create_span_exporter(environ: Mapping[str, str]) -> SpanExporter:
         ),
         traces_table=_identifier(environ, _env.AGENTPORTAL_OTEL_CLICKHOUSE_TRACES_TABLE, _env.DEFAULT_TRACES_TABLE),
         create_schema=_flag(environ, _env.AGENTPORTAL_OTEL_CLICKHOUSE_CREATE_SCHEMA),
-        timeout_s=_timeout_s(environ),
+        timeout_s=_timeout_s(environ) if timeout_s is None else timeout_s,
     )
