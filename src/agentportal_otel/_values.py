@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, cast
 
 from opentelemetry.util.types import AttributeValue
 
@@ -63,15 +63,8 @@ def to_attribute(value: object, limit: int) -> AttributeValue:
         items = [_scalar(item, limit) for item in value]
         kinds = {type(item) for item in items}
         if items and None not in kinds and len(kinds) == 1:
-            kind = kinds.pop()
-            if kind is str:
-                return tuple(str(item) for item in items)
-            if kind is bool:
-                return tuple(bool(item) for item in items)
-            if kind is int:
-                return tuple(int(item) for item in items if isinstance(item, int))
-            if kind is float:
-                return tuple(float(item) for item in items if isinstance(item, float))
+            # Every item went through _scalar, so one kind means a homogeneous OTel array.
+            return cast(AttributeValue, tuple(items))
     return cap(to_json(value), limit)
 
 
