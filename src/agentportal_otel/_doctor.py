@@ -74,8 +74,8 @@ def load_settings(environ: Mapping[str, str]) -> tuple[Settings, list[str]]:
     return settings, [m for m in collect.messages if "read only by LiteLLM" not in m]
 
 
-def check_configuration(environ: Mapping[str, str]) -> Check:
-    settings, problems = load_settings(environ)
+def check_configuration(settings: Settings, problems: Sequence[str]) -> Check:
+    """Judge the settings (and the problems :func:`load_settings` reported for them)."""
     name = "configuration"
     if not settings.enabled:
         return Check(name, "FAIL", "OTEL_SDK_DISABLED=true: no spans are exported", "unset it")

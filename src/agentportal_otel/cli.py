@@ -203,8 +203,8 @@ def _run_query(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO
 
 
 def _run_doctor(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
-    settings, _ = _doctor.load_settings(environ)
-    checks = [_doctor.check_configuration(environ), _doctor.check_litellm_names(environ)]
+    settings, problems = _doctor.load_settings(environ)
+    checks = [_doctor.check_configuration(settings, problems), _doctor.check_litellm_names(environ)]
     probe_id = _doctor.new_probe_id()
     if "otlp" not in settings.traces_exporters and "clickhouse" in settings.traces_exporters:
         # Direct export: the probe goes through the plugin's own ClickHouse exporter.
