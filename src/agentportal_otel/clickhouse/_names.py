@@ -18,6 +18,8 @@ OPERATION_NAME: Final = _gen_ai.GEN_AI_OPERATION_NAME
 REQUEST_MODEL: Final = _gen_ai.GEN_AI_REQUEST_MODEL
 INPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS
 OUTPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
+TIME_TO_FIRST_CHUNK: Final = _gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
+"""Seconds from request to the first streamed chunk (double); only on streamed calls."""
 ERROR_TYPE: Final = _error.ERROR_TYPE
 COST_USD: Final = _ap.COST_USD
 PROJECT: Final = _ap.PROJECT

@@ -5,7 +5,11 @@ database names are validated identifiers; every other SQL fragment is a constant
 module. Only LLM-call spans are counted (those carrying ``gen_ai.operation.name``), so proxy
 or probe spans never inflate usage. A missing attribute is reported as :data:`UNATTRIBUTED`
 (``mapContains`` decides, so a present-but-empty value stays ``''`` and is never merged with
-missing ones). Times are UTC. ::
+missing ones). Times are UTC.
+
+``team_scope`` (a team id) is a security boundary, not a filter: every function that takes it
+adds ``agentportal.team.id = team_scope`` to its query, so a caller scoped to one team can never
+read another team's rows, whatever filters it passes. ::
 
     backend = connect("chdb:///var/lib/agentportal")
     rows = usage(backend, start=..., end=..., group_by=("team", "model"), bucket="day")
@@ -19,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal
 
 from agentportal_otel.clickhouse import _names as names
-from agentportal_otel.clickhouse._backend import Backend, Params
+from agentportal_otel.clickhouse._backend import Backend
 from agentportal_otel.clickhouse._schema import quote_identifier, trace_id_ts_table
 
 Dimension = Literal["team", "project", "model", "key_alias", "user"]
@@ -85,6 +89,14 @@ class UsageRow:
     cost_usd: float
     p50_ms: float
     p95_ms: float
+    p99_ms: float
+    error_rate: float
+    """``errors / calls``."""
+    streams: int
+    """Streamed calls in the group: those with a time to first chunk."""
+    ttfc_p50_ms: float | None
+    """Time to first chunk percentiles over ``streams``; ``None`` when the group has no stream."""
+    ttfc_p95_ms: float | None
 
 
 @dataclass(frozen=True)
@@ -125,9 +137,37 @@ class SpanRow:
 
 
 @dataclass(frozen=True)
-class ErrorRow:
-    """One ``error.type`` of :func:`error_breakdown`."""
+class EventRow:
+    """One span event (e.g. ``exception``) of :func:`call_detail`."""
 
+    timestamp: datetime
+    name: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallDetail:
+    """One LLM call of :func:`call_detail`: the span with its attributes and events."""
+
+    timestamp: datetime
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    span_name: str
+    span_kind: str
+    service_name: str
+    status: str
+    status_message: str
+    duration_ms: float
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    events: tuple[EventRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    """One ``error.type`` (per model, and per bucket when asked) of :func:`error_breakdown`."""
+
+    bucket: datetime | None
     error_type: str
     model: str
     calls: int
@@ -177,9 +217,25 @@ def _ns(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
-def _where(start: datetime, end: datetime, filters: Filters, params: dict[str, Any]) -> str:
+def _scope_clause(team_scope: str | None, params: dict[str, Any]) -> list[str]:
+    if team_scope is None:
+        return []
+    if not team_scope:
+        raise ValueError("team_scope must be a non-empty team id or None")
+    params["scope_team"] = team_scope
+    return [f"{_attr(names.TEAM_ID)} = {{scope_team:String}}"]
+
+
+def _where(
+    start: datetime, end: datetime, filters: Filters, params: dict[str, Any], team_scope: str | None = None
+) -> str:
     params["start_ns"], params["end_ns"] = _ns(start), _ns(end)
-    return " AND ".join([_LLM_ONLY, _WINDOW, *_filter_clauses(filters, params)])
+    return " AND ".join([_LLM_ONLY, _WINDOW, *_scope_clause(team_scope, params), *_filter_clauses(filters, params)])
+
+
+def _check_bucket(bucket: str | None) -> None:
+    if bucket is not None and bucket not in _BUCKETS:
+        raise ValueError(f"bucket must be 'hour', 'day' or None, got {bucket!r}")
 
 
 def _label(value: Any) -> str:
@@ -203,15 +259,17 @@ def usage(
     bucket: Bucket | None = None,
     filters: Filters = Filters(),
     target: Target = Target(),
+    team_scope: str | None = None,
 ) -> list[UsageRow]:
-    """Calls, errors, tokens, cost and latency percentiles per group in ``[start, end)``."""
+    """Calls, errors, tokens, cost, latency and time-to-first-chunk percentiles per group in
+    ``[start, end)``."""
     unknown = [d for d in group_by if d not in DIMENSIONS]
     if unknown or len(set(group_by)) != len(group_by):
         raise ValueError(f"group_by must be distinct names from {sorted(DIMENSIONS)}, got {list(group_by)}")
-    if bucket is not None and bucket not in _BUCKETS:
-        raise ValueError(f"bucket must be 'hour', 'day' or None, got {bucket!r}")
+    _check_bucket(bucket)
     params: dict[str, Any] = {}
-    where = _where(start, end, filters, params)
+    where = _where(start, end, filters, params, team_scope)
+    ttfc = f"toFloat64OrNull({_attr(names.TIME_TO_FIRST_CHUNK)})"
     dims = [f"{_labelled(DIMENSIONS[d])} AS d_{d}" for d in group_by]
     keys = (["bucket"] if bucket else []) + [f"d_{d}" for d in group_by]
     sql = (
@@ -221,7 +279,10 @@ def usage(
         f"sum(toUInt64OrZero({_attr(names.INPUT_TOKENS)})) AS input_tokens, "
         f"sum(toUInt64OrZero({_attr(names.OUTPUT_TOKENS)})) AS output_tokens, "
         f"sum(toFloat64OrZero({_attr(names.COST_USD)})) AS cost_usd, "
-        "quantileExact(0.5)(Duration) / 1e6 AS p50_ms, quantileExact(0.95)(Duration) / 1e6 AS p95_ms "
+        "quantileExact(0.5)(Duration) / 1e6 AS p50_ms, quantileExact(0.95)(Duration) / 1e6 AS p95_ms, "
+        "quantileExact(0.99)(Duration) / 1e6 AS p99_ms, "
+        f"count({ttfc}) AS streams, "
+        f"quantileExact(0.5)({ttfc}) * 1e3 AS ttfc_p50_ms, quantileExact(0.95)({ttfc}) * 1e3 AS ttfc_p95_ms "
         f"FROM {target.traces()} WHERE {where}"
         + (f" GROUP BY {', '.join(keys)}" if keys else "")
         + " ORDER BY "
@@ -232,16 +293,22 @@ def usage(
 
 
 def _usage_row(row: Mapping[str, Any], group_by: Sequence[str]) -> UsageRow:
+    calls, streams = int(row["calls"]), int(row["streams"])
     return UsageRow(
         bucket=None if row["bucket"] is None else _utc(row["bucket"]),
         dimensions=tuple((d, _label(row[f"d_{d}"])) for d in group_by),
-        calls=int(row["calls"]),
+        calls=calls,
         errors=int(row["errors"]),
         input_tokens=int(row["input_tokens"]),
         output_tokens=int(row["output_tokens"]),
         cost_usd=float(row["cost_usd"]),
         p50_ms=float(row["p50_ms"]),
         p95_ms=float(row["p95_ms"]),
+        p99_ms=float(row["p99_ms"]),
+        error_rate=int(row["errors"]) / calls,
+        streams=streams,
+        ttfc_p50_ms=float(row["ttfc_p50_ms"]) if streams else None,
+        ttfc_p95_ms=float(row["ttfc_p95_ms"]) if streams else None,
     )
 
 
@@ -275,16 +342,34 @@ def recent_calls(
     limit: int = 50,
     offset: int = 0,
     target: Target = Target(),
+    team_scope: str | None = None,
 ) -> list[CallRow]:
     """LLM calls in ``[start, end)``, newest first, ``limit`` rows after skipping ``offset``."""
     if not 0 < limit <= 10_000 or offset < 0:
         raise ValueError("limit must be 1..10000 and offset >= 0")
     params: dict[str, Any] = {"limit": limit, "offset": offset}
     sql = (
-        f"SELECT {_CALL_COLUMNS} FROM {target.traces()} WHERE {_where(start, end, filters, params)}"
+        f"SELECT {_CALL_COLUMNS} FROM {target.traces()} WHERE {_where(start, end, filters, params, team_scope)}"
         " ORDER BY Timestamp DESC, SpanId LIMIT {limit:UInt32} OFFSET {offset:UInt64}"
     )
     return [_call_row(row) for row in backend.query(sql, params)]
+
+
+def count_calls(
+    backend: Backend,
+    *,
+    start: datetime,
+    end: datetime,
+    filters: Filters = Filters(),
+    target: Target = Target(),
+    team_scope: str | None = None,
+) -> int:
+    """How many LLM calls :func:`recent_calls` pages through for the same window and filters."""
+    params: dict[str, Any] = {}
+    rows = backend.query(
+        f"SELECT count() AS n FROM {target.traces()} WHERE {_where(start, end, filters, params, team_scope)}", params
+    )
+    return int(rows[0]["n"]) if rows else 0
 
 
 def _call_row(row: Mapping[str, Any]) -> CallRow:
@@ -307,34 +392,101 @@ def _call_row(row: Mapping[str, Any]) -> CallRow:
     )
 
 
+def _hex_id(value: str, digits: int, what: str) -> str:
+    normalized = value.strip().lower()
+    if len(normalized) != digits or any(c not in "0123456789abcdef" for c in normalized):
+        raise ValueError(f"{what} must be {digits} hex digits, got {value!r}")
+    return normalized
+
+
 def normalize_trace_id(trace_id: str) -> str:
     """Lowercase 32-hex-digit trace id, or ``ValueError``."""
-    value = trace_id.strip().lower()
-    if len(value) != 32 or any(c not in "0123456789abcdef" for c in value):
-        raise ValueError(f"trace id must be 32 hex digits, got {trace_id!r}")
-    return value
+    return _hex_id(trace_id, 32, "trace id")
 
 
-def trace(backend: Backend, trace_id: str, *, target: Target = Target()) -> list[SpanRow]:
-    """Every span of one trace, oldest first; the lookup table bounds the scan to its window."""
-    params: Params = {"trace_id": normalize_trace_id(trace_id)}
+def normalize_span_id(span_id: str) -> str:
+    """Lowercase 16-hex-digit span id, or ``ValueError``."""
+    return _hex_id(span_id, 16, "span id")
+
+
+_SPAN_COLUMNS: Final = (
+    "toString(toUnixTimestamp64Nano(Timestamp)) AS ts_ns, TraceId, SpanId, ParentSpanId, SpanName,"
+    " SpanKind, ServiceName, StatusCode, StatusMessage, Duration / 1e6 AS duration_ms, SpanAttributes"
+)
+
+
+def _trace_window(backend: Backend, trace_id: str, target: Target) -> dict[str, Any] | None:
+    """The trace's time window from the lookup table, as query parameters (``None``: unknown)."""
+    params: dict[str, Any] = {"trace_id": normalize_trace_id(trace_id)}
     window = backend.query(
         "SELECT toUnixTimestamp(min(Start)) AS lo, toUnixTimestamp(max(End)) + 1 AS hi, count() AS n "
         f"FROM {target.lookup()} WHERE TraceId = {{trace_id:String}}",
         params,
     )
     if not window or int(window[0]["n"]) == 0:
+        return None
+    return {**params, "lo": int(window[0]["lo"]), "hi": int(window[0]["hi"])}
+
+
+_IN_TRACE: Final = (
+    "TraceId = {trace_id:String} AND Timestamp >= toDateTime({lo:UInt32}) AND Timestamp <= toDateTime({hi:UInt32})"
+)
+
+
+def trace(
+    backend: Backend, trace_id: str, *, target: Target = Target(), team_scope: str | None = None
+) -> list[SpanRow]:
+    """Every span of one trace, oldest first; the lookup table bounds the scan to its window.
+
+    With ``team_scope``, the trace is returned only if one of its LLM spans belongs to that team,
+    and LLM spans of other teams are left out (the caller's own non-LLM spans stay)."""
+    params = _trace_window(backend, trace_id, target)
+    if params is None:
         return []
-    params = {**params, "lo": int(window[0]["lo"]), "hi": int(window[0]["hi"])}
+    where = _IN_TRACE
+    if team_scope is not None:
+        scope = " AND ".join(_scope_clause(team_scope, params))
+        where += f" AND (NOT {_LLM_ONLY} OR {scope})"
+        owned = backend.query(
+            f"SELECT count() AS n FROM {target.traces()} WHERE {_IN_TRACE} AND {_LLM_ONLY} AND {scope}", params
+        )
+        if not owned or int(owned[0]["n"]) == 0:
+            return []
     rows = backend.query(
-        "SELECT toString(toUnixTimestamp64Nano(Timestamp)) AS ts_ns, SpanId, ParentSpanId, SpanName,"
-        " SpanKind, ServiceName, StatusCode, StatusMessage, Duration / 1e6 AS duration_ms, SpanAttributes"
-        f" FROM {target.traces()} WHERE TraceId = {{trace_id:String}}"
-        " AND Timestamp >= toDateTime({lo:UInt32}) AND Timestamp <= toDateTime({hi:UInt32})"
-        " ORDER BY Timestamp, SpanId",
-        params,
+        f"SELECT {_SPAN_COLUMNS} FROM {target.traces()} WHERE {where} ORDER BY Timestamp, SpanId", params
     )
     return [_span_row(row) for row in rows]
+
+
+def call_detail(
+    backend: Backend,
+    trace_id: str,
+    span_id: str,
+    *,
+    target: Target = Target(),
+    team_scope: str | None = None,
+) -> CallDetail | None:
+    """One LLM call (span) with its attributes and events; ``None`` if absent or out of scope."""
+    params = _trace_window(backend, trace_id, target)
+    if params is None:
+        return None
+    params["span_id"] = normalize_span_id(span_id)
+    clauses = [_IN_TRACE, "SpanId = {span_id:String}", _LLM_ONLY, *_scope_clause(team_scope, params)]
+    rows = backend.query(
+        f"SELECT {_SPAN_COLUMNS}, arrayMap(t -> toString(toUnixTimestamp64Nano(t)), Events.Timestamp) AS ev_ts,"
+        f" Events.Name AS ev_name, Events.Attributes AS ev_attrs FROM {target.traces()}"
+        f" WHERE {' AND '.join(clauses)} LIMIT 1",
+        params,
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    events = tuple(
+        EventRow(timestamp=_from_ns(ts), name=str(name), attributes=dict(attrs))
+        for ts, name, attrs in zip(row["ev_ts"], row["ev_name"], row["ev_attrs"], strict=True)
+    )
+    span = _span_row(row)
+    return CallDetail(trace_id=str(row["TraceId"]), events=events, **vars(span))
 
 
 def _span_row(row: Mapping[str, Any]) -> SpanRow:
@@ -359,18 +511,25 @@ def error_breakdown(
     end: datetime,
     filters: Filters = Filters(),
     target: Target = Target(),
+    bucket: Bucket | None = None,
+    team_scope: str | None = None,
 ) -> list[ErrorRow]:
-    """Failed LLM calls (status ``Error``) per ``error.type`` and model, most frequent first."""
+    """Failed LLM calls (status ``Error``) per ``error.type`` and model (and ``bucket``, oldest
+    first, when given), most frequent first."""
+    _check_bucket(bucket)
     params: dict[str, Any] = {}
-    where = _where(start, end, filters, params) + " AND StatusCode = 'Error'"
+    where = _where(start, end, filters, params, team_scope) + " AND StatusCode = 'Error'"
+    keys = (["bucket"] if bucket else []) + ["error_type", "model"]
     sql = (
-        f"SELECT {_labelled(names.ERROR_TYPE)} AS error_type, {_labelled(names.REQUEST_MODEL)} AS model,"
+        f"SELECT {_BUCKETS[bucket] if bucket else 'NULL'} AS bucket,"
+        f" {_labelled(names.ERROR_TYPE)} AS error_type, {_labelled(names.REQUEST_MODEL)} AS model,"
         " count() AS calls, toUnixTimestamp(max(Timestamp)) AS last_seen"
         f" FROM {target.traces()} WHERE {where}"
-        " GROUP BY error_type, model ORDER BY calls DESC, error_type, model"
+        f" GROUP BY {', '.join(keys)} ORDER BY {'bucket, ' if bucket else ''}calls DESC, error_type, model"
     )
     return [
         ErrorRow(
+            bucket=None if row["bucket"] is None else _utc(row["bucket"]),
             error_type=_label(row["error_type"]),
             model=_label(row["model"]),
             calls=int(row["calls"]),
