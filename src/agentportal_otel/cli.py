@@ -7,6 +7,7 @@
     agentportal-otel trace 4bf92f3577b34da6a3ce929d0e0e4736
     agentportal-otel doctor --timeout 20
     agentportal-otel demo --requests 60   # local proxy + sample traffic, no Docker
+    agentportal-otel serve --url chdb://.agentportal-demo/chdb --no-auth   # the monitoring page
 
 Connection: ``--url`` or ``CLICKHOUSE_URL`` (``http://user:pass@host:8123/db`` or
 ``chdb:///path``), ``--user``/``CLICKHOUSE_USER``, ``--password``/``CLICKHOUSE_PASSWORD``,
@@ -57,12 +58,13 @@ def _parse_time(text: str) -> datetime:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="ClickHouse URL (default: $CLICKHOUSE_URL)")
-    common.add_argument("--user", help="user (default: $CLICKHOUSE_USER)")
-    common.add_argument("--password", help="password (default: $CLICKHOUSE_PASSWORD)")
-    common.add_argument("--database", help="database (default: $CLICKHOUSE_DATABASE or otel)")
-    common.add_argument("--table", default=_env.DEFAULT_TRACES_TABLE, help="traces table")
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument("--url", help="ClickHouse URL (default: $CLICKHOUSE_URL)")
+    connection.add_argument("--user", help="user (default: $CLICKHOUSE_USER)")
+    connection.add_argument("--password", help="password (default: $CLICKHOUSE_PASSWORD)")
+    connection.add_argument("--database", help="database (default: $CLICKHOUSE_DATABASE or otel)")
+    connection.add_argument("--table", default=_env.DEFAULT_TRACES_TABLE, help="traces table")
+    common = argparse.ArgumentParser(add_help=False, parents=[connection])
     common.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
     window = argparse.ArgumentParser(add_help=False)
@@ -88,7 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the probe")
     demo = sub.add_parser("demo", help="local proxy + sample traffic into chDB, then the usage tables")
     _demo.add_arguments(demo)
+    serve = sub.add_parser("serve", parents=[connection], help="the monitoring API and page (needs the monitor extra)")
+    _add_serve_arguments(serve)
     return parser
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    from agentportal_otel.monitor import _serve
+
+    _serve.add_arguments(parser)
 
 
 def _env_first(environ: Mapping[str, str], *names: str) -> str | None:
@@ -276,6 +286,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return int(exc.code or 0)
     if args.command == "demo":
         return _demo.run(args)
+    if args.command == "serve":
+        from agentportal_otel.monitor import _serve
+
+        return _serve.run(args, env)
     out = sys.stdout
     secrets = [args.password, env.get(_env.CLICKHOUSE_PASSWORD), env.get(_env.AGENTPORTAL_OTEL_CLICKHOUSE_PASSWORD)]
     try:
