@@ -16,14 +16,11 @@ from typing import Any
 
 import monitor_data
 import pytest
+from fastapi.testclient import TestClient
 
 from agentportal_otel import cli
 from agentportal_otel.clickhouse import _queries as q
 from agentportal_otel.clickhouse import connect
-
-pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient
-
 from agentportal_otel.monitor._app import MonitorConfig, create_app
 from agentportal_otel.monitor._auth import load_tokens
 
