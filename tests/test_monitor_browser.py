@@ -1,0 +1,237 @@
+"""The monitoring page in a real browser: Debian's headless Chromium driven by Playwright.
+
+A subprocess writes plugin spans (the exporter, ``tests/clickhouse/monitor_data.py``) into a
+fresh chDB directory; ``agentportal-otel serve`` then serves it in a second subprocess (chDB binds
+one directory per process, and this test process may host the ClickHouse tests' directory).
+The test signs in through the login form and checks: no console errors; the figures equal the
+API's; filtering to one team; opening a call and its trace waterfall; usable at phone width; the
+page's total transfer size. It saves the README's screenshot as ``docs/monitor.png``.
+
+Never downloads a browser: it uses ``/usr/bin/chromium`` (``apt-get install chromium``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = REPO / "docs" / "monitor.png"
+TOKEN = "browser-admin-" + "7" * 24
+TEAM_TOKEN = "browser-assist-" + "8" * 24
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MAX_PAGE_BYTES = 300 * 1024
+TRANSFER_JS = (
+    "performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
+    ".reduce((sum, e) => sum + e.transferSize, 0)"
+)
+"""Bytes the page moved over the network so far: document, scripts, styles and API answers."""
+_SERVE = "from agentportal_otel.cli import main; raise SystemExit(main())"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium"),
+]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST" and not k.startswith("CLICKHOUSE_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    data_dir = tmp_path_factory.mktemp("monitor") / "chdb"
+    url = f"chdb://{data_dir}"
+    subprocess.run(
+        [sys.executable, str(REPO / "tests" / "clickhouse" / "monitor_data.py"), url, "otel"],
+        env=_env(),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = _free_port()
+    env = {
+        **_env(),
+        "AGENTPORTAL_MONITOR_ADMIN_TOKEN": TOKEN,
+        "AGENTPORTAL_MONITOR_TEAM_TOKENS": f"team-assist={TEAM_TOKEN}",
+    }
+    log = (data_dir.parent / "serve.log").open("w+")
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SERVE, "serve", "--url", url, "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/api/v1/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        process.terminate()
+        log.seek(0)
+        pytest.fail(f"serve did not become healthy:\n{log.read()}")
+    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    yield {"base": base, "api": api, "log": log}
+    api.close()
+    process.terminate()
+    process.wait(timeout=20)
+    log.seek(0)
+    output = log.read()
+    log.close()
+    assert TOKEN not in output and TEAM_TOKEN not in output  # nor in any log line
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def _watch(page: Any) -> list[str]:
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    return problems
+
+
+def _login(page: Any, base: str, token: str) -> None:
+    page.goto(base + "/")
+    page.wait_for_selector("#login:not([hidden])")
+    page.fill("#token", token)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#calls tbody tr[data-call]")
+    assert token not in page.url
+
+
+def _figure(page: Any, metric: str) -> str:
+    return str(page.get_attribute(f"#fig-{metric}", "data-value"))
+
+
+def test_page_in_chromium(server: dict[str, Any], browser: Any) -> None:
+    base, api = server["base"], server["api"]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    problems = _watch(page)
+    _login(page, base, TOKEN)
+    page.wait_for_load_state("networkidle")
+
+    # The figures are the API's.
+    (total,) = api.get("/api/v1/usage", params={"since": "24h"}).json()["items"]
+    for metric in ("calls", "input_tokens", "output_tokens", "cost_usd", "p50_ms", "p95_ms", "p99_ms", "ttfc_p95_ms"):
+        assert float(_figure(page, metric)) == pytest.approx(total[metric]), metric
+    assert page.text_content("#fig-calls") == f"{total['calls']:,}"
+    calls_total = api.get("/api/v1/calls", params={"since": "24h"}).json()["total"]
+    assert page.get_attribute("#calls-count", "data-total") == str(calls_total)
+    assert page.locator("#chart-calls svg rect").count() > 0
+    assert page.locator("#usage tbody tr").count() == len(
+        api.get("/api/v1/usage", params={"since": "24h", "by": "team,project"}).json()["items"]
+    )
+    assert page.locator("#errors tbody tr").count() > 0
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    transferred = page.evaluate(TRANSFER_JS)
+    assert 0 < transferred <= MAX_PAGE_BYTES, transferred
+
+    # Filter to one team: figures, rows and the address follow.
+    before = _figure(page, "calls")
+    page.fill("#f-team", "team-assist")
+    page.dispatch_event("#f-team", "change")
+    page.wait_for_function("(before) => document.querySelector('#fig-calls').dataset.value !== before", arg=before)
+    page.wait_for_load_state("networkidle")
+    (team_total,) = api.get("/api/v1/usage", params={"since": "24h", "team": "team-assist"}).json()["items"]
+    assert float(_figure(page, "calls")) == team_total["calls"]
+    teams = page.locator("#calls tbody tr td:nth-child(2)").all_text_contents()
+    assert teams and set(teams) == {"team-assist"}
+    assert "team=team-assist" in page.url
+
+    # Open a call: its detail and its trace's waterfall.
+    first = page.locator("#calls tbody tr[data-call]").first
+    trace_id, span_id = str(first.get_attribute("data-call")).split(":")
+    first.click()
+    page.wait_for_selector("#waterfall .wf-row[data-span]")
+    spans = api.get(f"/api/v1/traces/{trace_id}").json()["spans"]
+    assert page.locator("#waterfall .wf-row[data-span]").count() == len(spans)
+    assert page.locator("#waterfall .wf-row.current").get_attribute("data-span") == span_id
+    assert f"call={trace_id}%3A{span_id}" in page.url
+
+    # An agent run (a caller span with two LLM calls), opened from a link: the view is in the URL.
+    agent = _agent_run(api)
+    page.goto(f"{base}/?range=24h&call={agent[0]}:{agent[1]}")
+    page.wait_for_selector("#waterfall .wf-row[data-span]")
+    rows = page.locator("#waterfall .wf-row[data-span]")
+    assert rows.count() == 3
+    assert page.locator("#waterfall .wf-row[data-llm=true]").count() == 2
+    assert page.locator("#waterfall .wf-bar.llm").count() == 2
+    widths = [float(w) for w in page.eval_on_selector_all("#waterfall .wf-bar", "bars => bars.map(b => b.offsetWidth)")]
+    durations = [s["duration_ms"] for s in api.get(f"/api/v1/traces/{agent[0]}").json()["spans"]]
+    for width, duration in zip(widths, durations, strict=True):  # drawn to scale
+        assert width / widths[0] == pytest.approx(duration / durations[0], abs=0.02)
+    page.screenshot(path=str(SCREENSHOT.with_name("monitor-trace.png")))
+
+    # Phone width: nothing wider than the screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(base + "/")
+    page.wait_for_selector("#calls tbody tr[data-call]")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert problems == []
+    context.close()
+
+
+def test_team_token_sees_its_team_only(server: dict[str, Any], browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    problems = _watch(page)
+    _login(page, server["base"], TEAM_TOKEN)
+    page.wait_for_load_state("networkidle")
+    assert page.text_content("#scope") == "team team-assist"
+    assert page.is_disabled("#f-team")
+    assert set(page.locator("#calls tbody tr td:nth-child(2)").all_text_contents()) == {"team-assist"}
+    cookies = context.cookies()
+    assert [c["httpOnly"] for c in cookies] == [True] and TEAM_TOKEN not in str(cookies)
+    page.click("#logout")
+    page.wait_for_selector("#login:not([hidden])")
+    assert problems == []
+    context.close()
+
+
+def _agent_run(api: Any) -> tuple[str, str]:
+    calls = api.get("/api/v1/calls", params={"since": "24h", "limit": 1000}).json()["items"]
+    for call in calls:
+        spans = api.get(f"/api/v1/traces/{call['trace_id']}").json()["spans"]
+        if len(spans) == 3:
+            return call["trace_id"], call["span_id"]
+    raise AssertionError("no agent run in the data")
