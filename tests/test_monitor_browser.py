@@ -16,8 +16,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +80,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         capture_output=True,
         timeout=120,
     )
-    port = _free_port()
+    port, parent_port = _free_port(), _free_port()
     env = {
         **_env(),
         "AGENTPORTAL_MONITOR_ADMIN_TOKEN": TOKEN,
         "AGENTPORTAL_MONITOR_TEAM_TOKENS": f"team-assist={TEAM_TOKEN}",
+        # Like the compose stack: Open-WebUI on another port of the same host may frame the page.
+        "AGENTPORTAL_MONITOR_FRAME_ANCESTORS": f"'self' http://127.0.0.1:{parent_port}",
     }
     log = (data_dir.parent / "serve.log").open("w+")
     process = subprocess.Popen(
@@ -104,7 +108,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         log.seek(0)
         pytest.fail(f"serve did not become healthy:\n{log.read()}")
     api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
-    yield {"base": base, "api": api, "log": log}
+    yield {"base": base, "api": api, "log": log, "parent_port": parent_port}
     api.close()
     process.terminate()
     process.wait(timeout=20)
@@ -133,7 +137,10 @@ def _login(page: Any, base: str, token: str) -> None:
     page.goto(base + "/")
     page.wait_for_selector("#login:not([hidden])")
     page.fill("#token", token)
-    page.click("#login-form button[type=submit]")
+    if token == TEAM_TOKEN:
+        page.press("#token", "Enter")
+    else:
+        page.click("#login-button")
     page.wait_for_selector("#calls tbody tr[data-call]")
     assert token not in page.url
 
@@ -235,3 +242,48 @@ def _agent_run(api: Any) -> tuple[str, str]:
         if len(spans) == 3:
             return call["trace_id"], call["span_id"]
     raise AssertionError("no agent run in the data")
+
+
+# Open-WebUI renders a tool's inline HTMLResponse in an iframe with these sandbox flags when the
+# user turned on "iframe Sandbox Allow Same Origin" (FullHeightIframe.svelte); forms stay off.
+OPEN_WEBUI_SANDBOX = "allow-scripts allow-same-origin allow-popups allow-downloads"
+
+
+def _serve_parent(port: int, html: str) -> ThreadingHTTPServer:
+    class Parent(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Parent)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def test_framed_like_open_webui(server: dict[str, Any], browser: Any) -> None:
+    base, port = server["base"], server["parent_port"]
+    parent = f'<!doctype html><title>chat</title><iframe src="{base}/" sandbox="{OPEN_WEBUI_SANDBOX}"></iframe>'
+    httpd = _serve_parent(port, parent)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(f"http://127.0.0.1:{port}/parent")  # listed in frame-ancestors, same site
+    frame = page.frame_locator("iframe")
+    frame.locator("#token").fill(TEAM_TOKEN)
+    frame.locator("#token").press("Enter")  # no form submission: the sandbox has no allow-forms
+    frame.locator("#calls tbody tr[data-call]").first.wait_for()
+    assert frame.locator("#scope").text_content() == "team team-assist"
+
+    other = context.new_page()
+    other.goto(f"http://localhost:{port}/parent")  # not listed: the browser refuses to frame it
+    other.wait_for_timeout(1500)
+    child = other.frames[1]
+    assert child.query_selector("#login-form") is None
+    context.close()
+    httpd.shutdown()

@@ -526,9 +526,12 @@ function showLogin(error) {
   $("token").focus();
 }
 
+// Signing in does not submit the form: a sandboxed frame without allow-forms (Open-WebUI's
+// default for embeds) blocks form submission, but not a button's click handler.
 async function login(event) {
-  event.preventDefault();
+  if (event) event.preventDefault();
   const input = $("token");
+  if (!input.value) return;
   const token = input.value;
   input.value = "";
   const response = await fetch(API + "session", {
@@ -563,6 +566,8 @@ function start(who) {
 
 document.addEventListener("DOMContentLoaded", async () => {
   $("login-form").addEventListener("submit", login);
+  $("login-button").addEventListener("click", login);
+  $("token").addEventListener("keydown", (e) => { if (e.key === "Enter") login(e); });
   $("logout").addEventListener("click", logout);
   const controls = $("controls");
   controls.addEventListener("change", onControl);
