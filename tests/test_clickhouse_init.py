@@ -50,7 +50,18 @@ def _env_example() -> dict[str, str]:
 
 
 def test_init_dir_holds_only_the_generated_script() -> None:
-    assert sorted(p.name for p in INIT_DIR.iterdir()) == ["001_otel_traces.sql"]
+    assert sorted(p.name for p in INIT_DIR.iterdir()) == ["001_otel_traces.sql", "002_monitor_reader.sh"]
+
+
+def test_monitor_reader_script() -> None:
+    import os
+
+    script = INIT_DIR / "002_monitor_reader.sh"
+    text = script.read_text()
+    assert os.access(script, os.X_OK)  # the entrypoint executes it (instead of sourcing it)
+    assert "GRANT SELECT ON ${CLICKHOUSE_DB}.* TO ${CLICKHOUSE_MONITOR_USER}" in text
+    assert "INSERT" not in text and "ALL" not in text.replace("ALLOW", "")  # SELECT only
+    assert "readonly = 2" in text
 
 
 def test_committed_init_script_equals_the_rendered_ddl() -> None:

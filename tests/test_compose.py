@@ -25,7 +25,7 @@ DOCKERFILE = ROOT / "litellm" / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCS = ROOT / "docs" / "compose.md"
 
-SERVICES = {"litellm-postgres", "litellm", "otel-collector", "clickhouse", "bootstrap", "open-webui"}
+SERVICES = {"litellm-postgres", "litellm", "otel-collector", "clickhouse", "bootstrap", "open-webui", "monitor"}
 # Services that cannot or need not have a healthcheck, and why.
 NO_HEALTHCHECK = {
     "otel-collector": "image built FROM scratch: no shell, curl or wget to run a probe",
@@ -38,6 +38,7 @@ PORTS = {
     "otel-collector": {4317: 4317, 4318: 4318, 13133: 13133},
     "clickhouse": {8124: 8123, 9002: 9000},
     "open-webui": {3001: 8080},
+    "monitor": {8000: 8000},
     "bootstrap": {},
 }
 DEPENDS_ON = {
@@ -45,6 +46,7 @@ DEPENDS_ON = {
     "otel-collector": {"clickhouse": "service_healthy"},
     "bootstrap": {"litellm": "service_healthy"},
     "open-webui": {"litellm": "service_healthy", "bootstrap": "service_completed_successfully"},
+    "monitor": {"clickhouse": "service_healthy"},
 }
 SECRET_NAME = re.compile(r"KEY|PASSWORD|SECRET|TOKEN", re.IGNORECASE)
 # ${VAR}, ${VAR:-default}, ${VAR:?message}; "$${VAR}" is an escape for the container's shell.
@@ -366,3 +368,45 @@ def test_makefile_smoke_uses_cli_flags_that_exist() -> None:
         argv = command.replace("\\", "").replace("$(CLICKHOUSE_HTTP_URL)", "http://127.0.0.1:8124")
         args = cli._parser().parse_args(argv.replace('"$$CLICKHOUSE_DB"', "otel").split())  # exit 2 if unknown
         assert args.url == "http://127.0.0.1:8124" and args.database == "otel"
+
+
+# -- monitor -------------------------------------------------------------------------------------
+
+MONITOR_DOCKERFILE = ROOT / "docker" / "monitor" / "Dockerfile"
+
+
+def test_monitor_service() -> None:
+    monitor = _services()["monitor"]
+    assert monitor["build"] == {"context": "..", "dockerfile": "docker/monitor/Dockerfile"}
+    probe = " ".join(monitor["healthcheck"]["test"])
+    assert "python3" in probe and "http://127.0.0.1:8000/api/v1/health" in probe
+    env = _environment(monitor)
+    assert env["CLICKHOUSE_URL"] == "http://clickhouse:8123"
+    # It reads as the read-only user, never as the collector's account.
+    assert env["CLICKHOUSE_USER"].startswith("${CLICKHOUSE_MONITOR_USER:?")
+    assert env["CLICKHOUSE_PASSWORD"].startswith("${CLICKHOUSE_MONITOR_PASSWORD:?")
+    assert env["AGENTPORTAL_MONITOR_ADMIN_TOKEN"].startswith("${AGENTPORTAL_MONITOR_ADMIN_TOKEN:?")
+    assert "http://127.0.0.1:3001" in env["AGENTPORTAL_MONITOR_FRAME_ANCESTORS"]  # Open-WebUI may frame it
+    clickhouse = _environment(_services()["clickhouse"])
+    assert clickhouse["CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT"] == "1"
+    assert {"CLICKHOUSE_MONITOR_USER", "CLICKHOUSE_MONITOR_PASSWORD"} <= set(clickhouse)
+
+
+def test_monitor_image_is_pinned_and_installs_no_litellm() -> None:
+    text = MONITOR_DOCKERFILE.read_text()
+    (base,) = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    assert _image_is_pinned(base), base
+    assert "[monitor]" in text and "litellm" not in text.split("FROM", 1)[1].lower().replace("no litellm", "")
+    assert re.search(r"^USER\s+monitor$", text, re.M)  # not root
+    assert 'ENTRYPOINT ["agentportal-otel", "serve"]' in text
+
+
+def test_monitor_command_parses() -> None:
+    from agentportal_otel import cli
+
+    cmd = re.search(r"^CMD\s+(\[.*\])$", MONITOR_DOCKERFILE.read_text(), re.M)
+    assert cmd is not None
+    import json
+
+    args = cli._parser().parse_args(["serve", *json.loads(cmd.group(1))])
+    assert args.host == "0.0.0.0" and args.port == 8000 and not args.no_auth

@@ -89,6 +89,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     trace_id = re.search(r"agentportal-otel trace ([0-9a-f]{32}) ", out)
     assert trace_id, out
     assert "requests" in result.stderr and "SIGTERM" in result.stderr
+    # The run ends with the one command that serves the monitoring page on this data.
+    assert out.strip().splitlines()[-1].strip() == _run.serve_command(f"chdb://{data_dir}")
 
     query = subprocess.run(
         [sys.executable, "-c", _QUERY, f"chdb://{data_dir}", trace_id.group(1)],

@@ -21,7 +21,8 @@ Steps, all local (no Docker, no database, no network):
    and one two-call "agent run" sharing a W3C ``traceparent``.
 4. Stop the proxy with SIGTERM, as a container runtime would; the plugin flushes on shutdown.
 5. Print usage by team and project, usage by model, errors, and the latest calls by running the
-   ``agentportal-otel`` CLI in this process (the same code users run), then a summary.
+   ``agentportal-otel`` CLI in this process (the same code users run), then a summary, and last
+   the one command that serves the monitoring page on this data (``agentportal-otel serve``).
 
 Exit codes: 0 success; 1 the proxy did not start or stop cleanly, or fewer spans landed than
 requests were sent; 2 bad arguments or configuration (config not found, data dir not ours,
@@ -51,7 +52,7 @@ from agentportal_otel.demo.auth import DEMO_KEYS, DemoKey
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["DEFAULT_DATA_DIR", "DEFAULT_REQUESTS", "DemoError", "add_arguments", "main", "plan", "run"]
+__all__ = ["DEFAULT_DATA_DIR", "DEFAULT_REQUESTS", "DemoError", "add_arguments", "main", "plan", "run", "serve_command"]
 
 DEFAULT_DATA_DIR = Path(".agentportal-demo") / "chdb"
 """Where the spans go unless ``--data-dir`` says otherwise (relative to the working directory)."""
@@ -449,12 +450,22 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if any(r.traceparent for r in requests):
         out.write(f"  agentportal-otel trace {trace_id} --url {url}   # the demo agent run's calls\n")
     out.write("Run the demo again with `agentportal-otel demo` (wipes the directory; --keep adds to it).\n")
+    out.write(
+        "\nServe the monitoring page on this data (http://127.0.0.1:8000/, loopback only, no login;"
+        " needs the monitor extra):\n"
+        f"  {serve_command(url)}\n"
+    )
     out.flush()
     if stop_problem is not None:
         raise DemoError(stop_problem)
     if spans < len(outcomes):
         raise DemoError(f"only {spans} spans landed in ClickHouse for {len(outcomes)} requests sent")
     return 0
+
+
+def serve_command(url: str) -> str:
+    """The one command that serves the monitoring page on the demo's data (the demo's last line)."""
+    return f"agentportal-otel serve --url {url} --no-auth"
 
 
 def _report_unplanned(outcomes: Sequence[Outcome], err: TextIO) -> None:

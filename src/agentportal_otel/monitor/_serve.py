@@ -143,6 +143,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO | None
     except (ConfigError, ValueError) as exc:
         err.write(f"agentportal-otel serve: error: {exc}\n")
         return 2
+    except ImportError as exc:
+        err.write(
+            f"agentportal-otel serve: error: {exc.name or exc} is missing:"
+            " pip install 'agentportal-otel[monitor,clickhouse]' (or clickhouse-connect alone for a server URL)\n"
+        )
+        return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     err.write(line + "\n")
     err.flush()
