@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 from fastapi import FastAPI, Path, Query, Request
@@ -426,11 +427,13 @@ def create_app(backend: Backend, config: MonitorConfig) -> FastAPI:
         return principal
 
     def check_same_origin(request: Request) -> None:
-        # The session endpoints change state: refuse cross-site callers (login CSRF).
+        # The session endpoints change state: refuse cross-site callers (login CSRF). Hosts are
+        # compared, not schemes, so a TLS-terminating proxy in front does not break login.
         origin = request.headers.get("origin")
-        expected = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        if (origin is not None and origin != expected) or request.headers.get("sec-fetch-site") == "cross-site":
+        if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
             raise ApiError(403, "forbidden", "cross-origin request refused")
+        if request.headers.get("sec-fetch-site") == "cross-site":
+            raise ApiError(403, "forbidden", "cross-site request refused")
 
     def session_body(principal: Principal) -> dict[str, Any]:
         return {
