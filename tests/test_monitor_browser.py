@@ -5,7 +5,12 @@ fresh chDB directory; ``agentportal-otel serve`` then serves it in a second subp
 one directory per process, and this test process may host the ClickHouse tests' directory).
 The test signs in through the login form and checks: no console errors; the figures equal the
 API's; filtering to one team; opening a call and its trace waterfall; usable at phone width; the
-page's total transfer size. It saves the README's screenshot as ``docs/monitor.png``.
+page's total transfer size. It takes the README's screenshots; with
+``AGENTPORTAL_UPDATE_SCREENSHOTS=1`` it writes them to ``docs/monitor.png`` and
+``docs/monitor-trace.png`` (otherwise to a temporary directory, so a test run leaves the checkout
+clean)::
+
+    AGENTPORTAL_UPDATE_SCREENSHOTS=1 .venv/bin/pytest tests/test_monitor_browser.py
 
 Never downloads a browser: it uses ``/usr/bin/chromium`` (``apt-get install chromium``).
 """
@@ -30,7 +35,6 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = REPO / "docs" / "monitor.png"
 TOKEN = "browser-admin-" + "7" * 24
 TEAM_TOKEN = "browser-assist-" + "8" * 24
 CHROMIUM_ARGS = [
@@ -149,7 +153,12 @@ def _figure(page: Any, metric: str) -> str:
     return str(page.get_attribute(f"#fig-{metric}", "data-value"))
 
 
-def test_page_in_chromium(server: dict[str, Any], browser: Any) -> None:
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    return REPO / "docs" if os.environ.get("AGENTPORTAL_UPDATE_SCREENSHOTS") == "1" else tmp_path
+
+
+def test_page_in_chromium(server: dict[str, Any], browser: Any, screenshots: Path) -> None:
     base, api = server["base"], server["api"]
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -169,7 +178,7 @@ def test_page_in_chromium(server: dict[str, Any], browser: Any) -> None:
         api.get("/api/v1/usage", params={"since": "24h", "by": "team,project"}).json()["items"]
     )
     assert page.locator("#errors tbody tr").count() > 0
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(screenshots / "monitor.png"), full_page=True)
     transferred = page.evaluate(TRANSFER_JS)
     assert 0 < transferred <= MAX_PAGE_BYTES, transferred
 
@@ -207,13 +216,14 @@ def test_page_in_chromium(server: dict[str, Any], browser: Any) -> None:
     durations = [s["duration_ms"] for s in api.get(f"/api/v1/traces/{agent[0]}").json()["spans"]]
     for width, duration in zip(widths, durations, strict=True):  # drawn to scale
         assert width / widths[0] == pytest.approx(duration / durations[0], abs=0.02)
-    page.screenshot(path=str(SCREENSHOT.with_name("monitor-trace.png")))
+    page.screenshot(path=str(screenshots / "monitor-trace.png"))
 
     # Phone width: nothing wider than the screen.
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(base + "/")
     page.wait_for_selector("#calls tbody tr[data-call]")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(screenshots / "monitor-phone.png"), full_page=True)
     assert problems == []
     context.close()
 
