@@ -87,6 +87,13 @@ def test_401_without_a_valid_token(world: dict[str, Any], path: str, auth: str |
     assert client.get(path, cookies={COOKIE_NAME: ADMIN}).status_code == 401
 
 
+def test_authentication_comes_before_validation(world: dict[str, Any]) -> None:
+    # Without a token nothing is said about the parameters either.
+    client = _client(world)
+    assert client.get("/api/v1/calls", params={"limit": "abc", "x": "1"}).status_code == 401
+    assert client.get("/api/v1/calls/not-hex/x").status_code == 401
+
+
 def test_health_and_page_need_no_token_and_carry_no_data(world: dict[str, Any]) -> None:
     client = _client(world)
     assert client.get("/api/v1/health").status_code == 200

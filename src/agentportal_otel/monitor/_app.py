@@ -529,8 +529,8 @@ def create_app(backend: Backend, config: MonitorConfig) -> FastAPI:
         status: str | None = Query(None, description="ok or error"),
         format: str | None = Query(None, description="json (default) or csv"),
     ) -> Any:
-        _reject_unknown(request, (*WINDOW_PARAMS, "by", "bucket", *FILTERS, "format"))
         principal = principal_of(request)
+        _reject_unknown(request, (*WINDOW_PARAMS, "by", "bucket", *FILTERS, "format"))
         begin, stop = _window(since, start, end)
         fmt, dims, buck, filters = _format(format), _by(by), _bucket(bucket), _filters(request, principal)
         rows = await store.run(
@@ -564,8 +564,8 @@ def create_app(backend: Backend, config: MonitorConfig) -> FastAPI:
         offset: str | None = Query(None, description="rows to skip (default 0)"),
         format: str | None = Query(None, description="json (default) or csv"),
     ) -> Any:
-        _reject_unknown(request, (*WINDOW_PARAMS, *FILTERS, "limit", "offset", "format"))
         principal = principal_of(request)
+        _reject_unknown(request, (*WINDOW_PARAMS, *FILTERS, "limit", "offset", "format"))
         begin, stop = _window(since, start, end)
         fmt, filters = _format(format), _filters(request, principal)
         size = _int("limit", limit, 50, 1, MAX_LIMIT)
@@ -591,8 +591,8 @@ def create_app(backend: Backend, config: MonitorConfig) -> FastAPI:
         trace_id: str = Path(description="32 hex digits"),
         span_id: str = Path(description="16 hex digits"),
     ) -> dict[str, Any]:
-        _reject_unknown(request, ())
         principal = principal_of(request)
+        _reject_unknown(request, ())
         tid = _hex("trace_id", trace_id, q.normalize_trace_id)
         sid = _hex("span_id", span_id, q.normalize_span_id)
         detail = await store.run(q.call_detail, tid, sid, target=target, team_scope=principal.team)
@@ -602,8 +602,8 @@ def create_app(backend: Backend, config: MonitorConfig) -> FastAPI:
 
     @app.get("/api/v1/traces/{trace_id}", tags=["data"], summary="Every span of one trace")
     async def trace(request: Request, trace_id: str = Path(description="32 hex digits")) -> dict[str, Any]:
-        _reject_unknown(request, ())
         principal = principal_of(request)
+        _reject_unknown(request, ())
         tid = _hex("trace_id", trace_id, q.normalize_trace_id)
         spans = await store.run(q.trace, tid, target=target, team_scope=principal.team)
         if not spans:
@@ -625,8 +625,8 @@ def create_app(backend: Backend, config: MonitorConfig) -> FastAPI:
         status: str | None = Query(None, description="ok or error"),
         format: str | None = Query(None, description="json (default) or csv"),
     ) -> Any:
-        _reject_unknown(request, (*WINDOW_PARAMS, "bucket", *FILTERS, "format"))
         principal = principal_of(request)
+        _reject_unknown(request, (*WINDOW_PARAMS, "bucket", *FILTERS, "format"))
         begin, stop = _window(since, start, end)
         fmt, buck, filters = _format(format), _bucket(bucket), _filters(request, principal)
         rows = await store.run(
