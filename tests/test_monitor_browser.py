@@ -120,6 +120,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     output = log.read()
     log.close()
     assert TOKEN not in output and TEAM_TOKEN not in output  # nor in any log line
+    # One startup line says which data is read and which auth mode is on.
+    assert f"monitor: reading {url} table otel.otel_traces; auth: tokens (admin token, 1 team token)" in output
+    assert "GET /api/v1/usage 200" in output  # our access log: method, path, status only
 
 
 @pytest.fixture(scope="module")

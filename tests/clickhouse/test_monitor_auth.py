@@ -307,6 +307,13 @@ def test_serve_refuses_to_start(
             assert value not in err
 
 
+def test_serve_without_clickhouse_fails_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["serve", "--url", "http://reader:sekret-password@127.0.0.1:1", "--no-auth"], environ={})
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot open ClickHouse" in err
+    assert "sekret-password" not in err and "Traceback" not in err
+
+
 def test_tokens_file(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
     path.write_text(

@@ -130,6 +130,22 @@ def build(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Any, An
     return app, backend, line
 
 
+def _describe_failure(exc: Exception, args: argparse.Namespace, environ: Mapping[str, str]) -> str:
+    """``Type: message`` with every password that could be in it replaced by ``***``."""
+    from agentportal_otel import cli
+    from agentportal_otel.clickhouse import _env as ch_env
+    from agentportal_otel.clickhouse import parse_url
+
+    secrets = [args.password, environ.get(ch_env.CLICKHOUSE_PASSWORD)]
+    secrets.append(environ.get(ch_env.AGENTPORTAL_OTEL_CLICKHOUSE_PASSWORD))
+    try:
+        url, _, _ = cli._connection(args, environ)
+        secrets.append(parse_url(url).password)
+    except (cli.UsageError, ValueError):
+        pass
+    return f"{type(exc).__name__}: {cli._scrub(str(exc), secrets)}"
+
+
 def run(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO | None = None) -> int:
     """Serve until interrupted; returns the exit code (2: refused to start)."""
     err = err or sys.stderr
@@ -149,6 +165,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str], err: TextIO | None
             " pip install 'agentportal-otel[monitor,clickhouse]' (or clickhouse-connect alone for a server URL)\n"
         )
         return 2
+    except Exception as exc:  # ClickHouse unreachable at startup: say so, without a traceback
+        err.write(f"agentportal-otel serve: cannot open ClickHouse: {_describe_failure(exc, args, environ)}\n")
+        return 1
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     err.write(line + "\n")
     err.flush()
