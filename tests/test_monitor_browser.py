@@ -197,6 +197,13 @@ def test_page_in_chromium(server: dict[str, Any], browser: Any, screenshots: Pat
     assert teams and set(teams) == {"team-assist"}
     assert "team=team-assist" in page.url
 
+    # Paging: the next page of the filtered calls.
+    page.click("#next")
+    page.wait_for_function("() => document.querySelector('#calls-count').textContent.startsWith('21')")
+    assert "offset=20" in page.url
+    page.click("#prev")
+    page.wait_for_function("() => document.querySelector('#calls-count').textContent.startsWith('1\u2013')")
+
     # Open a call: its detail and its trace's waterfall.
     first = page.locator("#calls tbody tr[data-call]").first
     trace_id, span_id = str(first.get_attribute("data-call")).split(":")
@@ -227,6 +234,55 @@ def test_page_in_chromium(server: dict[str, Any], browser: Any, screenshots: Pat
     page.wait_for_selector("#calls tbody tr[data-call]")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(screenshots / "monitor-phone.png"), full_page=True)
+    assert problems == []
+    context.close()
+
+
+def test_controls_live_in_the_url(server: dict[str, Any], browser: Any) -> None:
+    base, api = server["base"], server["api"]
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    page = context.new_page()
+    problems = _watch(page)
+    _login(page, base, TOKEN)
+    page.wait_for_load_state("networkidle")
+    # Dark, following the OS.
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert sum(int(c) for c in background[background.index("(") + 1 : -1].split(",")[:3]) < 150, background
+
+    # The time range picker.
+    before = _figure(page, "calls")
+    page.select_option("#range", "1h")
+    page.wait_for_function("(before) => document.querySelector('#fig-calls').dataset.value !== before", arg=before)
+    page.wait_for_load_state("networkidle")
+    (hour,) = api.get("/api/v1/usage", params={"since": "1h"}).json()["items"]
+    assert float(_figure(page, "calls")) == hour["calls"] and "range=1h" in page.url
+
+    # Split by project, sort the usage table, auto-refresh: all in the address.
+    page.select_option("#split", "project")
+    page.wait_for_function("() => !document.querySelector('#legend').textContent.includes('team-')")
+    assert "split=project" in page.url
+    projects = {
+        p
+        for r in api.get("/api/v1/usage", params={"since": "1h", "by": "project"}).json()["items"]
+        for p in [r["project"]]
+    }
+    assert set(page.locator("#legend span").all_text_contents()) == projects
+    page.click("#usage th[data-key=calls]")
+    calls = [int(c.replace(",", "")) for c in page.locator("#usage tbody td:nth-child(3)").all_text_contents()]
+    assert calls == sorted(calls, reverse=True) and "sort=calls" in page.url
+    page.click("#usage th[data-key=calls]")
+    calls = [int(c.replace(",", "")) for c in page.locator("#usage tbody td:nth-child(3)").all_text_contents()]
+    assert calls == sorted(calls) and "dir=asc" in page.url
+    page.check("#refresh")
+    assert "refresh=1" in page.url
+
+    # The link reproduces the view.
+    link = page.url
+    again = context.new_page()
+    again.goto(link)
+    again.wait_for_selector("#calls tbody tr[data-call]")
+    assert again.input_value("#range") == "1h" and again.input_value("#split") == "project"
+    assert again.is_checked("#refresh")
     assert problems == []
     context.close()
 
