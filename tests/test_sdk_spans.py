@@ -111,6 +111,7 @@ def test_streaming_span_has_time_to_first_chunk(span_exporter, make_logger) -> N
     span = _only_span(span_exporter)
     assert span.name == "chat gpt-4o"
     attributes = dict(span.attributes or {})
+    assert _pop_typed(attributes, "gen_ai.request.stream", bool) is True
     ttfc = _pop_typed(attributes, "gen_ai.response.time_to_first_chunk", float)
     duration_s = (span.end_time - span.start_time) / 1e9  # type: ignore[operator]
     assert 0 <= ttfc <= duration_s + 1e-3
@@ -123,10 +124,10 @@ def test_streaming_span_has_time_to_first_chunk(span_exporter, make_logger) -> N
     for name in ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model"):
         _pop_typed(attributes, name, str)
     _pop_common(attributes, "acompletion")
-    # LiteLLM reports the api_base of a mock stream in some releases (1.77) and not others (1.108).
-    if "server.address" in attributes:
-        assert _pop_typed(attributes, "server.address", str) == "api.openai.com"
-        assert _pop_typed(attributes, "server.port", int) == 443
+    # LiteLLM reports the api_base of a mock stream in some releases (1.77) and not others
+    # (1.108, 1.110); without one the call went to LiteLLM's default for the provider.
+    assert _pop_typed(attributes, "server.address", str) == "api.openai.com"
+    assert _pop_typed(attributes, "server.port", int) == 443
     assert attributes == {}
 
 
@@ -146,9 +147,14 @@ def test_failure_span(span_exporter, make_logger) -> None:  # type: ignore[no-un
     attributes = dict(span.attributes or {})
     assert _pop_typed(attributes, "error.type", str) == "RateLimitError"
     assert _pop_typed(attributes, "agentportal.cost.usd", float) == 0.0
-    for name in ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model"):
+    # the latest conventions: a generation that failed reports the finish reason "error"
+    assert _pop_typed(attributes, "gen_ai.response.finish_reasons", tuple) == ("error",)
+    assert _pop_typed(attributes, "server.address", str) == "api.openai.com"
+    assert _pop_typed(attributes, "server.port", int) == 443
+    for name in ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model"):
         _pop_typed(attributes, name, str)
     _pop_common(attributes, "acompletion")
+    # no response came back: no gen_ai.response.model, no usage, no response id
     assert attributes == {}, "a failed call carries no usage or response attributes"
     (event,) = span.events
     assert event.name == "exception"
@@ -241,8 +247,15 @@ def test_metrics_match_spans(span_exporter, metric_reader, make_logger) -> None:
     assert sum(p.count for p in duration.data.data_points) == 4
     assert list(duration.data.data_points[0].explicit_bounds)[:3] == [0.01, 0.02, 0.04]
 
+    for point in duration.data.data_points:
+        # Recommended on metric points where known: the mock's default endpoint and, for the
+        # calls that answered, the model that did.
+        assert point.attributes["server.address"] == "api.openai.com"
+        assert point.attributes["server.port"] == 443
+        assert point.attributes.get("gen_ai.response.model") == (None if "error.type" in point.attributes else "gpt-4o")
+
     cost = metrics["agentportal.client.cost"]
-    assert cost.unit == "USD"
+    assert cost.unit == "{USD}"  # UCUM: an annotation, as {token}
     assert sum(p.value for p in cost.data.data_points) == pytest.approx(
         sum(float(s.attributes.get("agentportal.cost.usd", 0.0)) for s in spans)
     )
