@@ -165,6 +165,54 @@ def test_silent_experiments_are_marked_and_counted(silent: bool | None) -> None:
     assert (record.input_tokens, record.output_tokens, record.cost_usd) == (7, 3, 0.001)
 
 
+def _litellm_version() -> tuple[int, ...]:
+    from importlib.metadata import version
+
+    return tuple(int(part) for part in version("litellm").split(".")[:2])
+
+
+@pytest.mark.skipif(_litellm_version() < (1, 110), reason="silent_model mirroring arrived in LiteLLM 1.110")
+def test_router_silent_experiment_is_marked(span_exporter, metric_reader, make_logger) -> None:  # type: ignore[no-untyped-def]
+    make_logger()
+    router = litellm.Router(
+        model_list=[
+            {
+                "model_name": "primary",
+                "litellm_params": {
+                    "model": "openai/gpt-4o",
+                    "api_key": "mock-key-not-a-secret",
+                    "mock_response": "primary answer",
+                    "silent_model": "shadow",
+                },
+            },
+            {
+                "model_name": "shadow",
+                "litellm_params": {
+                    "model": "openai/gpt-4o-mini",
+                    "api_key": "mock-key-not-a-secret",
+                    "mock_response": "shadow answer",
+                },
+            },
+        ]
+    )
+
+    async def run() -> None:
+        await router.acompletion(model="primary", messages=MESSAGES)
+        await settle(span_exporter, 2)
+
+    run_async(run())
+    spans = {s.attributes["gen_ai.request.model"]: s for s in span_exporter.get_finished_spans()}
+    assert set(spans) == {"primary", "shadow"}
+    assert spans["shadow"].attributes["agentportal.litellm.silent_experiment"] is True
+    assert "agentportal.litellm.silent_experiment" not in spans["primary"].attributes
+    # usage counts the mirrored call, marked so a dashboard can leave it out
+    duration = _metrics(metric_reader)["gen_ai.client.operation.duration"].data.data_points
+    by_model = {p.attributes["gen_ai.request.model"]: p for p in duration}
+    assert by_model["shadow"].attributes["agentportal.litellm.silent_experiment"] is True
+    assert "agentportal.litellm.silent_experiment" not in by_model["primary"].attributes
+    assert by_model["shadow"].count == by_model["primary"].count == 1
+
+
 # --- the latest conventions, by opt-in ---------------------------------------------------------
 
 _USAGE = {"cache_creation_input_tokens": 4, "prompt_tokens_details": {"cached_tokens": 2}}
@@ -338,6 +386,8 @@ def test_whole_span_with_both_backends(span_exporter, make_logger) -> None:  # t
     cost = attributes.pop("agentportal.cost.usd")
     assert type(cost) is float and cost > 0
     assert attributes.pop("gen_ai.usage.cost") == cost
+    if _litellm_version() >= (1, 110):  # an SDK call's cost is LiteLLM's price, not finalized by a proxy
+        assert attributes.pop("agentportal.cost.finalized") is False
     assert "user.id" not in attributes  # an SDK call has no proxy identity: no user to report
     for name, kind in (
         ("gen_ai.operation.name", str),

@@ -7,6 +7,7 @@ Each test pops every attribute it expects, with its exact type, and ends with
 from __future__ import annotations
 
 import asyncio
+from importlib.metadata import version
 from typing import Any
 
 import litellm
@@ -18,6 +19,7 @@ from aio import run as run_async
 from aio import settle
 
 MESSAGES = [{"role": "user", "content": "hi"}]
+LITELLM_VERSION = tuple(int(part) for part in version("litellm").split(".")[:2])
 
 
 def _only_span(exporter: Any) -> ReadableSpan:
@@ -37,6 +39,9 @@ def _pop_common(attributes: dict[str, Any], call_type: str) -> None:
     call_id = _pop_typed(attributes, "agentportal.litellm.call_id", str)
     assert len(call_id) >= 8
     assert _pop_typed(attributes, "agentportal.litellm.call_type", str) == call_type
+    if LITELLM_VERSION >= (1, 110):
+        # LiteLLM 1.110 says whether the cost is final; without a proxy it never is
+        assert _pop_typed(attributes, "agentportal.cost.finalized", bool) is False
 
 
 def test_chat_completion_span(span_exporter, make_logger) -> None:  # type: ignore[no-untyped-def]
