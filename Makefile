@@ -49,9 +49,9 @@ $(NEWEST_VENV)/.installed: pyproject.toml $(NEWEST_REQUIREMENTS)
 	$(NEWEST_VENV)/bin/pip check
 	touch $@
 
-test-newest: $(NEWEST_VENV)/.installed ## SDK, mapping, drift and real-proxy tests (e2e, attribution, shutdown) on the newest supported LiteLLM
+test-newest: $(NEWEST_VENV)/.installed ## SDK, mapping, drift and real-proxy tests (e2e, attribution, shutdown, built-in otel beside ours) on the newest supported LiteLLM
 	$(NEWEST_VENV)/bin/pytest -q tests/test_sdk_spans.py tests/test_mapping.py tests/test_settings.py tests/test_payload_drift.py tests/test_conformance.py \
-		tests/test_proxy_e2e.py tests/test_attribution_e2e.py tests/test_shutdown.py
+		tests/test_proxy_e2e.py tests/test_attribution_e2e.py tests/test_shutdown.py tests/test_builtin_otel_comparison.py
 
 test: lint ## everything CI runs: lint, types, the whole suite (slow tests included), oldest and newest LiteLLM
 	$(VENV)/bin/pytest
