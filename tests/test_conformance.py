@@ -333,8 +333,8 @@ def test_latest_metrics_by_opt_in(span_exporter, metric_reader, make_logger) -> 
     [
         ("", {}),
         ("openlit", {"gen_ai.usage.cost": 0.001}),
-        ("langfuse", {"gen_ai.usage.cost": 0.001, "user.id": "end-user-7", "session.id": "chat-9"}),
-        ("langfuse,openlit", {"gen_ai.usage.cost": 0.001, "user.id": "end-user-7", "session.id": "chat-9"}),
+        ("langfuse", {"gen_ai.usage.cost": 0.001, "user.id": "end-user-7"}),
+        ("langfuse,openlit", {"gen_ai.usage.cost": 0.001, "user.id": "end-user-7"}),
     ],
 )
 def test_extra_conventions(backends: str, expected: dict[str, Any]) -> None:
@@ -358,7 +358,6 @@ def test_langfuse_user_falls_back_to_the_keys_user() -> None:
     settings = Settings.from_env({"AGENTPORTAL_OTEL_EXTRA_CONVENTIONS": "langfuse"})
     attributes = map_call(_kwargs({"metadata": {"user_api_key_user_id": "key-owner"}}), None, None, None, settings)
     assert attributes.attributes["user.id"] == "key-owner"
-    assert "session.id" not in attributes.attributes
 
 
 def test_unknown_backend_is_one_error_and_ignored(caplog: pytest.LogCaptureFixture) -> None:

@@ -141,7 +141,7 @@ AGENTPORTAL_OTEL_CLICKHOUSE_URL: Final = "AGENTPORTAL_OTEL_CLICKHOUSE_URL"
 
 AGENTPORTAL_OTEL_EXTRA_CONVENTIONS: Final = "AGENTPORTAL_OTEL_EXTRA_CONVENTIONS"
 """Comma-separated backends whose own attribute names are added next to ours, so cost and
-user show up there: ``langfuse`` (``gen_ai.usage.cost``, ``user.id``, ``session.id``),
+user show up there: ``langfuse`` (``gen_ai.usage.cost``, ``user.id``),
 ``openlit`` (``gen_ai.usage.cost``). Default empty."""
 
 AGENTPORTAL_OTEL_LOG_LEVEL: Final = "AGENTPORTAL_OTEL_LOG_LEVEL"

@@ -20,7 +20,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
-from opentelemetry.semconv._incubating.attributes import session_attributes, user_attributes
+from opentelemetry.semconv._incubating.attributes import user_attributes
 from opentelemetry.semconv.attributes import (
     client_attributes,
     error_attributes,
@@ -568,10 +568,10 @@ def _extra_conventions(
 ) -> dict[str, AttributeValue]:
     """The attributes other backends read for cost and user (``AGENTPORTAL_OTEL_EXTRA_CONVENTIONS``).
 
-    Langfuse's OTel ingest takes the cost from ``gen_ai.usage.cost`` (else ``llm.cost.total``),
-    the user from ``langfuse.user.id`` or ``user.id`` and the session from ``session.id``;
-    OpenLIT's dashboards sum ``gen_ai.usage.cost``. The user is the end user when LiteLLM knows
-    one (the person behind a shared key), else the key's user.
+    Langfuse's OTel ingest takes the cost from ``gen_ai.usage.cost`` (else ``llm.cost.total``)
+    and the user from ``langfuse.user.id`` or ``user.id`` (the session it already reads from
+    ``gen_ai.conversation.id``); OpenLIT's dashboards sum ``gen_ai.usage.cost``. The user is the
+    end user when LiteLLM knows one (the person behind a shared key), else the key's user.
     """
     result: dict[str, AttributeValue] = {}
     if not backends:
@@ -582,9 +582,6 @@ def _extra_conventions(
         user = attributes.get(ap.END_USER_ID) or attributes.get(ap.USER_ID)
         if user is not None:
             result[user_attributes.USER_ID] = user
-        conversation = attributes.get(gen_ai.GEN_AI_CONVERSATION_ID)
-        if conversation is not None:
-            result[session_attributes.SESSION_ID] = conversation
     return result
 
 
