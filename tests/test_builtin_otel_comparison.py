@@ -53,13 +53,24 @@ def _run(engine: str, export: dict[str, str], *, sigterm: bool) -> tuple[list[Sp
                 assert theirs.spans == [] and ours.spans == [], "exported before shutdown: the test proves nothing"
                 assert proxy.stop() in (0, -15)
             else:
-                ours.wait_for_spans(REQUESTS, timeout=20)
-                time.sleep(2.0)  # LiteLLM's batch processor has the same delay; let it export too
+                ours.wait_for_spans(REQUESTS, timeout=30)
+                # LiteLLM's batch processor reads the same OTEL_BSP_SCHEDULE_DELAY: wait for its
+                # proxy-request spans (FastAPI's SERVER span per call) and its own spans
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and not (
+                    len(_chat_servers(theirs.spans)) >= REQUESTS and len(_llm_spans(theirs.spans)) >= REQUESTS
+                ):
+                    time.sleep(0.2)
+                time.sleep(1.0)
             log = proxy.log_text()
         if sigterm:
             time.sleep(0.5)
         assert {str(s.attributes.get(CALL_ID)) for s in ours.spans} == {str(c.call_id) for c in calls}
         return theirs.spans, ours.spans, log
+
+
+def _chat_servers(spans: list[Span]) -> list[Span]:
+    return [s for s in spans if s.kind == "SPAN_KIND_SERVER" and s.name == "POST /v1/chat/completions"]
 
 
 def _llm_spans(spans: list[Span]) -> list[Span]:
@@ -83,17 +94,19 @@ def test_what_the_spans_carry(engine: str) -> None:
         assert span.attributes["agentportal.project"] == KEY.project
 
     # LiteLLM's callback sets a global provider: FastAPI's own SERVER spans ride along
-    servers = [s for s in theirs if s.kind == "SPAN_KIND_SERVER" and s.name == "POST /v1/chat/completions"]
+    servers = _chat_servers(theirs)
     assert len(servers) == REQUESTS
     llm = _llm_spans(theirs)
     assert llm, "LiteLLM exported no span of its own"
     assert not any(_mentions_project(s) for s in theirs), "no project attribute in either engine"
     if engine == "v1":
-        # v1: no CLIENT span; it writes its GenAI attributes onto the proxy's SERVER span, which
-        # has already ended by then, so the SDK drops them (and says so in the log).
+        # v1: no CLIENT span; it writes its GenAI attributes onto the proxy's SERVER span. In
+        # our runs that span had already ended, so the SDK dropped them and said so in the log;
+        # either way they are on no span but the SERVER one.
         assert {s.kind for s in llm} == {"SPAN_KIND_INTERNAL"}
-        assert not any(k.startswith("gen_ai.") for s in servers for k in s.attributes)
-        assert "Setting attribute on ended span" in log
+        assert not any(k.startswith("gen_ai.") for s in llm for k in s.attributes)
+        on_server = [s for s in servers if any(k.startswith("gen_ai.") for k in s.attributes)]
+        assert len(on_server) == REQUESTS or "Setting attribute on ended span" in log
         # identity only as metadata.* strings
         teams = {s.attributes.get("metadata.user_api_key_team_id") for s in llm}
         assert KEY.team_id in teams
