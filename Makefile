@@ -40,7 +40,7 @@ $(OLDEST_VENV)/.installed: pyproject.toml
 
 test-oldest: $(OLDEST_VENV)/.installed ## SDK tests, drift tests and a real proxy (via shims) on the oldest supported LiteLLM
 	$(OLDEST_VENV)/bin/pytest -q tests/test_sdk_spans.py tests/test_mapping.py tests/test_settings.py tests/test_payload_drift.py \
-		tests/test_proxy_shim.py
+		tests/test_conformance.py tests/test_proxy_shim.py
 
 $(NEWEST_VENV)/.installed: pyproject.toml $(NEWEST_REQUIREMENTS)
 	$(PYTHON) -m venv $(NEWEST_VENV)

@@ -128,3 +128,32 @@ def test_what_arrives_after_sigterm(engine: str) -> None:
     assert len(ours) == REQUESTS  # flushed on the proxy's shutdown path
     # nothing of LiteLLM's (neither its own spans nor FastAPI's) was flushed at shutdown
     assert theirs == [], f"LiteLLM's {engine} delivered {len(theirs)} spans after SIGTERM"
+
+
+def test_v1_prints_to_the_console_without_an_endpoint() -> None:
+    """No ``OTEL_EXPORTER_OTLP_ENDPOINT``: v1 falls back to its console exporter (spans as JSON on
+    stdout); ours still exports to its per-signal endpoints."""
+    with OTLPReceiver() as ours:
+        env = proxy_env(
+            ours,
+            OTEL_EXPORTER_OTLP_ENDPOINT=None,
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=ours.traces_url,
+            OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=ours.metrics_url,
+            LITELLM_OTEL_V2=None,
+            **QUICK,
+        )
+        proxy = ProxyProcess(
+            CONFIG, env=env, master_key=MASTER_KEY, callbacks=["otel", "agentportal_otel.proxy.handler"]
+        )
+        with proxy:
+            with httpx.Client(base_url=proxy.url, timeout=60) as client:
+                call = chat(client, KEY.key, prompt="console check")
+            assert call.status == 200
+            ours.wait_for_spans(1, timeout=30)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and '"name": "raw_gen_ai_request"' not in proxy.log_text():
+                time.sleep(0.2)
+            log = proxy.log_text()
+        assert '"name": "raw_gen_ai_request"' in log
+        assert '"kind": "SpanKind.INTERNAL"' in log
+        assert {s.scope_name for s in ours.spans} == {"agentportal_otel"}
