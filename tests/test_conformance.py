@@ -316,8 +316,11 @@ def test_latest_metrics_by_opt_in(span_exporter, metric_reader, make_logger) -> 
     assert sum(p.value for p in usage_in) == sum(
         int(s.attributes.get("gen_ai.usage.input_tokens", 0)) for s in inference
     )
-    failed = [p for p in usage_in if p.attributes.get("error.type") == "RateLimitError"]
-    assert [p.value for p in failed] == [0]  # failed inference: a 0, not a missing point
+    assert not any("error.type" in p.attributes for p in usage_in)  # not a usage-counter attribute
+    failed = [p for p in usage_in if "gen_ai.response.model" not in p.attributes]
+    assert [p.value for p in failed] == [0]  # the failed call (no response): a 0, not a missing point
+    per_op_in = metrics["gen_ai.client.inference.operation.input_tokens"].data.data_points
+    assert [p.sum for p in per_op_in if p.attributes.get("error.type") == "RateLimitError"] == [0]
     per_op = metrics["gen_ai.client.inference.operation.output_tokens"].data.data_points
     assert sum(p.count for p in per_op) == 3
     embed_tokens = metrics["gen_ai.client.embeddings.operation.input_tokens"].data.data_points

@@ -18,6 +18,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
+from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
@@ -257,7 +258,10 @@ class Emitter:
         # "Instrumentations SHOULD record this metric for each inference operation, including
         # failed ones [...] or `0` if the response was not received or did not contain token
         # usage"; LiteLLM does not break usage down by modality, so it is `unknown`.
-        counted = {**attributes, **_UNKNOWN_MODALITY}
+        # The usage counters take no error.type (token-metrics.yaml); the per-operation
+        # histograms do.
+        counted = {k: v for k, v in attributes.items() if k != error_attributes.ERROR_TYPE}
+        counted.update(_UNKNOWN_MODALITY)
         for name, value in (
             (ap.LATEST_METRIC_INFERENCE_USAGE_INPUT_TOKENS, record.input_tokens),
             (ap.LATEST_METRIC_INFERENCE_USAGE_OUTPUT_TOKENS, record.output_tokens),
