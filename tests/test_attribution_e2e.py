@@ -73,6 +73,11 @@ METRIC_DIMENSIONS = {
     "agentportal.team",
     "agentportal.project",
     "gen_ai.token.type",
+    # Recommended GenAI metric attributes, low-cardinality: the deployment and the model that answered
+    "gen_ai.response.model",
+    "server.address",
+    "server.port",
+    "agentportal.litellm.silent_experiment",
 }
 
 

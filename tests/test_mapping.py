@@ -166,7 +166,8 @@ def test_request_model_is_what_the_client_asked_for() -> None:
     ],
 )
 def test_server_from_api_base(api_base: str, expected: dict[str, Any]) -> None:
-    record = map_call(_kwargs({"api_base": api_base}), None, None, None, SETTINGS)
+    # openrouter has no default base in LiteLLM's openai-compatible path we rely on
+    record = map_call(_kwargs({"api_base": api_base, "custom_llm_provider": "openrouter"}), None, None, None, SETTINGS)
     got = {k: v for k, v in record.attributes.items() if k.startswith("server.")}
     assert got == expected
 

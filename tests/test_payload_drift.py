@@ -19,13 +19,17 @@ PAYLOADS = sorted((Path(__file__).parent / "payloads").glob("litellm-*.json"))
 SETTINGS = Settings.from_env({})
 
 
+def _version(path: Path) -> tuple[int, ...]:
+    return tuple(int(part) for part in path.stem.removeprefix("litellm-").split("."))
+
+
 def _events(path: Path) -> list[dict[str, Any]]:
     return list(json.loads(path.read_text()))
 
 
 def test_both_ends_of_the_supported_range_are_recorded() -> None:
     versions = {p.stem.removeprefix("litellm-") for p in PAYLOADS}
-    assert {"1.77.7", "1.108.7"} <= versions
+    assert {"1.77.7", "1.108.7", "1.110.2"} <= versions
 
 
 @pytest.mark.parametrize("path", PAYLOADS, ids=lambda p: p.stem)
@@ -44,9 +48,17 @@ def test_recorded_payloads_map_to_the_same_attributes(path: Path) -> None:
         assert attributes["agentportal.key.alias"] == "fixture-key"
         assert attributes["agentportal.project"] == "fixture-project"
         assert attributes["agentportal.project.source"] == "key"
+        assert attributes["server.address"] == "api.openai.com" and attributes["server.port"] == 443
+        slo = event["kwargs"]["standard_logging_object"]
+        # 1.110 added cost_finalized: read where present, absent before
+        assert attributes.get("agentportal.cost.finalized") == slo.get("cost_finalized")
+        if _version(path) >= (1, 110):
+            assert type(attributes["agentportal.cost.finalized"]) is bool
         if event["kind"] == "failure":
             assert attributes["error.type"] == "RateLimitError"
+            assert attributes["gen_ai.response.finish_reasons"] == ("error",)
             assert "gen_ai.usage.input_tokens" not in attributes
+            assert "gen_ai.response.model" not in attributes
             continue
         assert type(attributes["gen_ai.usage.input_tokens"]) is int
         assert type(attributes["agentportal.cost.usd"]) is float
@@ -57,7 +69,9 @@ def test_recorded_payloads_map_to_the_same_attributes(path: Path) -> None:
         assert type(attributes["gen_ai.usage.output_tokens"]) is int
         assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
         assert str(attributes["gen_ai.response.id"]).startswith("chatcmpl-")
-        if event["kwargs"]["standard_logging_object"].get("stream"):
+        if slo.get("stream"):
+            assert attributes["gen_ai.request.stream"] is True
             assert attributes["gen_ai.response.time_to_first_chunk"] >= 0
         else:
+            assert "gen_ai.request.stream" not in attributes
             assert attributes["gen_ai.request.temperature"] == 0.0

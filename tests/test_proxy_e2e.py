@@ -79,32 +79,46 @@ _COMMON = {
     "gen_ai.operation.name",
     "gen_ai.provider.name",
     "gen_ai.request.model",
-    "gen_ai.response.model",
     CALL_ID,
     "agentportal.litellm.call_type",
     "agentportal.litellm.model_id",
     "agentportal.cost.usd",
+    # LiteLLM reports no api_base for mocked streams and 429s: the plugin names the endpoint
+    # the deployment uses (LiteLLM's default for openai/ models without api_base).
+    "server.address",
+    "server.port",
 }
-_SERVER = {"server.address", "server.port"}  # LiteLLM reports no api_base for mocked streams and 429s
+_ANSWERED = {"gen_ai.response.model"}  # only when a response came back
 _GENERATED = {
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.output_tokens",
     "gen_ai.response.id",
     "gen_ai.response.finish_reasons",
 }
-_STREAMED = {"gen_ai.response.time_to_first_chunk", "gen_ai.usage.reasoning.output_tokens"}
+_STREAMED = {"gen_ai.request.stream", "gen_ai.response.time_to_first_chunk", "gen_ai.usage.reasoning.output_tokens"}
+_FAILED = {"error.type", "gen_ai.response.finish_reasons"}  # finish reason "error"
+_SERVERS = {"mock-unreachable": ("127.0.0.1", 9)}
+"""The deployments with an ``api_base``; every other mock is an ``openai/`` model without one."""
 
 # kind, request, HTTP status, span name, call type, further attribute names, error.type
 CASES: list[tuple[str, Callable[[httpx.Client], Call], int, str, str, set[str], str | None]] = [
-    ("chat", lambda c: chat(c, KEY), 200, "chat mock-chat", "acompletion", _SERVER | _GENERATED, None),
-    ("stream", lambda c: stream_chat(c, KEY), 200, "chat mock-chat", "acompletion", _GENERATED | _STREAMED, None),
+    ("chat", lambda c: chat(c, KEY), 200, "chat mock-chat", "acompletion", _ANSWERED | _GENERATED, None),
+    (
+        "stream",
+        lambda c: stream_chat(c, KEY),
+        200,
+        "chat mock-chat",
+        "acompletion",
+        _ANSWERED | _GENERATED | _STREAMED,
+        None,
+    ),
     (
         "embedding",
         lambda c: embed(c, KEY),
         200,
         "embeddings mock-embed",
         "aembedding",
-        _SERVER | {"gen_ai.usage.input_tokens"},
+        _ANSWERED | {"gen_ai.usage.input_tokens"},
         None,
     ),
     (
@@ -114,7 +128,7 @@ CASES: list[tuple[str, Callable[[httpx.Client], Call], int, str, str, set[str], 
         "text_completion mock-chat",
         "atext_completion",
         # LiteLLM's raw provider for /v1/completions is "text-completion-openai"
-        _SERVER | _GENERATED | {"agentportal.litellm.provider"},
+        _ANSWERED | _GENERATED | {"agentportal.litellm.provider"},
         None,
     ),
     (
@@ -123,7 +137,7 @@ CASES: list[tuple[str, Callable[[httpx.Client], Call], int, str, str, set[str], 
         429,
         "chat mock-ratelimit",
         "acompletion",
-        {"error.type"},
+        _FAILED,
         "RateLimitError",
     ),
     (
@@ -133,7 +147,7 @@ CASES: list[tuple[str, Callable[[httpx.Client], Call], int, str, str, set[str], 
         500,
         "chat mock-unreachable",
         "acompletion",
-        _SERVER | {"error.type"},
+        _FAILED,
         "InternalServerError",
     ),
 ]
@@ -172,17 +186,20 @@ def test_one_span_per_request_with_exact_attributes(
     tenant = expected_tenant(KEY)
     for attr, value in tenant.items():
         assert attrs.pop(attr) == value, attr
+    # LiteLLM 1.110+ says whether the cost is final; older releases do not
+    finalized = attrs.pop("agentportal.cost.finalized", None)
+    assert finalized is None or type(finalized) is bool
     assert set(attrs) == _COMMON | extra, sorted(set(attrs) ^ (_COMMON | extra))
-
     operation, model = name.split(" ", 1)
+    assert (attrs["server.address"], attrs["server.port"]) == _SERVERS.get(model, ("api.openai.com", 443))
+
     assert attrs["gen_ai.operation.name"] == operation
     assert attrs["gen_ai.request.model"] == model
     assert attrs["gen_ai.provider.name"] == "openai"
     assert attrs[CALL_ID] == call.call_id
     assert attrs["agentportal.litellm.call_type"] == call_type
     assert HEX64.match(str(attrs["agentportal.litellm.model_id"]))
-    if "server.port" in attrs:
-        assert type(attrs["server.port"]) is int
+    assert type(attrs["server.port"]) is int
     assert type(attrs["agentportal.cost.usd"]) is float and attrs["agentportal.cost.usd"] >= 0
 
     if error_type is None:
@@ -203,12 +220,14 @@ def test_one_span_per_request_with_exact_attributes(
             assert attrs["gen_ai.usage.input_tokens"] == usage["prompt_tokens"]
             assert attrs["gen_ai.usage.output_tokens"] == usage["completion_tokens"]
         if kind == "stream":
+            assert attrs["gen_ai.request.stream"] is True
             ttfc = attrs["gen_ai.response.time_to_first_chunk"]
             assert type(ttfc) is float and 0 <= ttfc <= (span.end_time_unix_nano - span.start_time_unix_nano) / 1e9
             assert attrs["gen_ai.response.id"] in call.body
     else:
         assert span.status_code == "STATUS_CODE_ERROR"
         assert attrs["error.type"] == error_type
+        assert attrs["gen_ai.response.finish_reasons"] == ("error",)
         assert span.status_message
         assert not any(k.startswith("gen_ai.usage.") for k in attrs)
         assert [(e.name, e.attributes["exception.type"]) for e in span.events] == [("exception", error_type)]
@@ -283,7 +302,7 @@ def test_metrics_arrive_with_our_resource_and_scope(traffic: Traffic) -> None:
         "gen_ai.client.operation.duration": "s",
         "gen_ai.client.token.usage": "{token}",
         "gen_ai.client.operation.time_to_first_chunk": "s",
-        "agentportal.client.cost": "USD",
+        "agentportal.client.cost": "{USD}",
     }
 
 

@@ -7,6 +7,7 @@ Each test pops every attribute it expects, with its exact type, and ends with
 from __future__ import annotations
 
 import asyncio
+from importlib.metadata import version
 from typing import Any
 
 import litellm
@@ -18,6 +19,7 @@ from aio import run as run_async
 from aio import settle
 
 MESSAGES = [{"role": "user", "content": "hi"}]
+LITELLM_VERSION = tuple(int(part) for part in version("litellm").split(".")[:2])
 
 
 def _only_span(exporter: Any) -> ReadableSpan:
@@ -37,6 +39,9 @@ def _pop_common(attributes: dict[str, Any], call_type: str) -> None:
     call_id = _pop_typed(attributes, "agentportal.litellm.call_id", str)
     assert len(call_id) >= 8
     assert _pop_typed(attributes, "agentportal.litellm.call_type", str) == call_type
+    if LITELLM_VERSION >= (1, 110):
+        # LiteLLM 1.110 says whether the cost is final; without a proxy it never is
+        assert _pop_typed(attributes, "agentportal.cost.finalized", bool) is False
 
 
 def test_chat_completion_span(span_exporter, make_logger) -> None:  # type: ignore[no-untyped-def]
@@ -111,6 +116,7 @@ def test_streaming_span_has_time_to_first_chunk(span_exporter, make_logger) -> N
     span = _only_span(span_exporter)
     assert span.name == "chat gpt-4o"
     attributes = dict(span.attributes or {})
+    assert _pop_typed(attributes, "gen_ai.request.stream", bool) is True
     ttfc = _pop_typed(attributes, "gen_ai.response.time_to_first_chunk", float)
     duration_s = (span.end_time - span.start_time) / 1e9  # type: ignore[operator]
     assert 0 <= ttfc <= duration_s + 1e-3
@@ -123,10 +129,10 @@ def test_streaming_span_has_time_to_first_chunk(span_exporter, make_logger) -> N
     for name in ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model"):
         _pop_typed(attributes, name, str)
     _pop_common(attributes, "acompletion")
-    # LiteLLM reports the api_base of a mock stream in some releases (1.77) and not others (1.108).
-    if "server.address" in attributes:
-        assert _pop_typed(attributes, "server.address", str) == "api.openai.com"
-        assert _pop_typed(attributes, "server.port", int) == 443
+    # LiteLLM reports the api_base of a mock stream in some releases (1.77) and not others
+    # (1.108, 1.110); without one the call went to LiteLLM's default for the provider.
+    assert _pop_typed(attributes, "server.address", str) == "api.openai.com"
+    assert _pop_typed(attributes, "server.port", int) == 443
     assert attributes == {}
 
 
@@ -146,9 +152,14 @@ def test_failure_span(span_exporter, make_logger) -> None:  # type: ignore[no-un
     attributes = dict(span.attributes or {})
     assert _pop_typed(attributes, "error.type", str) == "RateLimitError"
     assert _pop_typed(attributes, "agentportal.cost.usd", float) == 0.0
-    for name in ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model"):
+    # the latest conventions: a generation that failed reports the finish reason "error"
+    assert _pop_typed(attributes, "gen_ai.response.finish_reasons", tuple) == ("error",)
+    assert _pop_typed(attributes, "server.address", str) == "api.openai.com"
+    assert _pop_typed(attributes, "server.port", int) == 443
+    for name in ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model"):
         _pop_typed(attributes, name, str)
     _pop_common(attributes, "acompletion")
+    # no response came back: no gen_ai.response.model, no usage, no response id
     assert attributes == {}, "a failed call carries no usage or response attributes"
     (event,) = span.events
     assert event.name == "exception"
@@ -241,8 +252,15 @@ def test_metrics_match_spans(span_exporter, metric_reader, make_logger) -> None:
     assert sum(p.count for p in duration.data.data_points) == 4
     assert list(duration.data.data_points[0].explicit_bounds)[:3] == [0.01, 0.02, 0.04]
 
+    for point in duration.data.data_points:
+        # Recommended on metric points where known: the mock's default endpoint and, for the
+        # calls that answered, the model that did.
+        assert point.attributes["server.address"] == "api.openai.com"
+        assert point.attributes["server.port"] == 443
+        assert point.attributes.get("gen_ai.response.model") == (None if "error.type" in point.attributes else "gpt-4o")
+
     cost = metrics["agentportal.client.cost"]
-    assert cost.unit == "USD"
+    assert cost.unit == "{USD}"  # UCUM: an annotation, as {token}
     assert sum(p.value for p in cost.data.data_points) == pytest.approx(
         sum(float(s.attributes.get("agentportal.cost.usd", 0.0)) for s in spans)
     )

@@ -54,3 +54,36 @@ OTHER: Final = "other"
 
 TEAM: Final = "agentportal.team"
 """Metric dimension: the team alias, else the team id."""
+
+COST_FINALIZED: Final = "agentportal.cost.finalized"
+"""LiteLLM 1.110+: ``True`` when ``agentportal.cost.usd`` is the proxy's final cost (after
+allowance discounts and free tiers), ``False`` when it is LiteLLM's price estimate before that
+finalization, which the proxy's own spend logs may lower. Absent on older releases."""
+
+SILENT_EXPERIMENT: Final = "agentportal.litellm.silent_experiment"
+"""LiteLLM 1.110+: ``True`` on a mirrored "silent experiment" call (the router sends a copy of
+a request to a second model and discards its answer). Set on spans and, only then, as a metric
+dimension, so dashboards can exclude or compare them; usage and cost count them."""
+
+# --- names of the latest GenAI conventions -----------------------------------------------
+# The current open-telemetry/semantic-conventions-genai repository (no release yet; opted
+# into with OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental). These names are not in
+# opentelemetry-semantic-conventions, which follows the v1.41.0 release.
+LATEST_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+"""Renamed from ``gen_ai.usage.cache_creation.input_tokens``."""
+LATEST_TOKEN_MODALITY: Final = "gen_ai.token.modality"
+LATEST_METRIC_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
+LATEST_METRIC_INFERENCE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.inference.time_to_first_chunk"
+LATEST_METRIC_INFERENCE_USAGE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.input_tokens"
+LATEST_METRIC_INFERENCE_USAGE_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.output_tokens"
+LATEST_METRIC_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.cache_read.input_tokens"
+LATEST_METRIC_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.cache_write.input_tokens"
+LATEST_METRIC_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.reasoning.output_tokens"
+LATEST_METRIC_INFERENCE_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"
+LATEST_METRIC_INFERENCE_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
+LATEST_METRIC_EMBEDDINGS_DURATION: Final = "gen_ai.client.embeddings.duration"
+LATEST_METRIC_EMBEDDINGS_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.embeddings.operation.input_tokens"
+
+# --- other backends' names (AGENTPORTAL_OTEL_EXTRA_CONVENTIONS) ------------------------------
+BACKEND_USAGE_COST: Final = "gen_ai.usage.cost"
+"""Cost of the call; read by Langfuse's OTel ingest and OpenLIT's dashboards (not a semconv name)."""

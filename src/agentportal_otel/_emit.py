@@ -18,6 +18,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
+from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
@@ -59,24 +60,15 @@ TOKEN_BUCKETS: Final = (
     16777216,
     67108864,
 )
-TIME_TO_FIRST_CHUNK_BUCKETS: Final = (
-    0.001,
-    0.005,
-    0.01,
-    0.02,
-    0.04,
-    0.06,
-    0.08,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-)
+TIME_TO_FIRST_CHUNK_BUCKETS: Final = DURATION_BUCKETS
+"""v1.41.0 ``gen-ai-metrics.md``: time to first chunk "SHOULD be specified with
+[ExplicitBucketBoundaries] of [0.01, 0.02, ... 81.92]", the duration's boundaries (the
+``0.001 ... 10`` ones belong to the server-side ``gen_ai.server.time_to_first_token``)."""
+COST_UNIT: Final = "{USD}"
+"""UCUM has no currency units; an annotation in braces is UCUM's way to count things it has no
+unit for, as ``{token}`` does."""
+_INFERENCE: Final = frozenset({"chat", "text_completion"})
+_UNKNOWN_MODALITY: Final = {ap.LATEST_TOKEN_MODALITY: "unknown"}
 _PROPAGATOR: Final = TraceContextTextMapPropagator()
 
 
@@ -115,7 +107,11 @@ class CardinalityCap:
 
 
 class Emitter:
-    """Turns call records into spans and metric points on the given tracer and meter."""
+    """Turns call records into spans and metric points on the given tracer and meter.
+
+    ``latest`` selects the metrics of the current semantic-conventions-genai repository
+    (``gen_ai.client.inference.*``, ``gen_ai.client.embeddings.*``) instead of v1.41.0's.
+    """
 
     def __init__(
         self,
@@ -123,8 +119,11 @@ class Emitter:
         meter: Meter,
         max_tenant_values: int,
         dropped_spans: Callable[[], int] | None = None,
+        *,
+        latest: bool = False,
     ) -> None:
         self._tracer = tracer
+        self._latest = latest
         self._cap = CardinalityCap(max_tenant_values, (ap.TEAM, ap.PROJECT))
         self._duration = meter.create_histogram(
             gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION,
@@ -132,21 +131,60 @@ class Emitter:
             description="GenAI operation duration.",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
-        self._tokens = meter.create_histogram(
-            gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE,
-            unit="{token}",
-            description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
-        )
+        if latest:
+            self._inference_duration = meter.create_histogram(
+                ap.LATEST_METRIC_INFERENCE_DURATION,
+                unit="s",
+                description="GenAI client inference operation duration.",
+                explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+            )
+            self._embeddings_duration = meter.create_histogram(
+                ap.LATEST_METRIC_EMBEDDINGS_DURATION,
+                unit="s",
+                description="GenAI client embeddings operation duration.",
+                explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+            )
+            self._usage = {
+                name: meter.create_counter(name, unit="{token}", description=description)
+                for name, description in (
+                    (ap.LATEST_METRIC_INFERENCE_USAGE_INPUT_TOKENS, "Input tokens used, including cached tokens."),
+                    (ap.LATEST_METRIC_INFERENCE_USAGE_OUTPUT_TOKENS, "Output tokens used, including reasoning."),
+                    (ap.LATEST_METRIC_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS, "Input tokens read from a cache."),
+                    (ap.LATEST_METRIC_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS, "Input tokens written to a cache."),
+                    (ap.LATEST_METRIC_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS, "Output tokens used for reasoning."),
+                )
+            }
+            self._per_operation = {
+                name: meter.create_histogram(
+                    name,
+                    unit="{token}",
+                    description=description,
+                    explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
+                )
+                for name, description in (
+                    (ap.LATEST_METRIC_INFERENCE_OPERATION_INPUT_TOKENS, "Input tokens per inference operation."),
+                    (ap.LATEST_METRIC_INFERENCE_OPERATION_OUTPUT_TOKENS, "Output tokens per inference operation."),
+                    (ap.LATEST_METRIC_EMBEDDINGS_OPERATION_INPUT_TOKENS, "Input tokens per embeddings operation."),
+                )
+            }
+        else:
+            self._tokens = meter.create_histogram(
+                gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE,
+                unit="{token}",
+                description="Number of input and output tokens used.",
+                explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
+            )
         self._ttfc = meter.create_histogram(
-            gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+            ap.LATEST_METRIC_INFERENCE_TIME_TO_FIRST_CHUNK
+            if latest
+            else gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
             unit="s",
             description="Time to receive the first chunk of a streamed response.",
             explicit_bucket_boundaries_advisory=list(TIME_TO_FIRST_CHUNK_BUCKETS),
         )
         self._cost = meter.create_counter(
             ap.METRIC_COST,
-            unit="USD",
+            unit=COST_UNIT,
             description="Cost of GenAI calls in US dollars, as computed by LiteLLM.",
         )
         if dropped_spans is not None:
@@ -192,12 +230,49 @@ class Emitter:
     def record_metrics(self, record: CallRecord) -> None:
         """Record duration, tokens, time to first chunk and cost, tenant values capped."""
         attributes = self._cap.apply(dict(record.metric_attributes))
-        self._duration.record(record.duration_s, attributes)
-        if record.input_tokens is not None:
-            self._tokens.record(record.input_tokens, {**attributes, gen_ai.GEN_AI_TOKEN_TYPE: "input"})
-        if record.output_tokens is not None:
-            self._tokens.record(record.output_tokens, {**attributes, gen_ai.GEN_AI_TOKEN_TYPE: "output"})
+        if self._latest:
+            self._record_latest(record, attributes)
+        else:
+            self._duration.record(record.duration_s, attributes)
+            if record.input_tokens is not None:
+                self._tokens.record(record.input_tokens, {**attributes, gen_ai.GEN_AI_TOKEN_TYPE: "input"})
+            if record.output_tokens is not None:
+                self._tokens.record(record.output_tokens, {**attributes, gen_ai.GEN_AI_TOKEN_TYPE: "output"})
         if record.time_to_first_chunk_s is not None:
             self._ttfc.record(record.time_to_first_chunk_s, attributes)
         if record.cost_usd:
             self._cost.add(record.cost_usd, attributes)
+
+    def _record_latest(self, record: CallRecord, attributes: dict[str, AttributeValue]) -> None:
+        if record.operation == "embeddings":
+            self._embeddings_duration.record(record.duration_s, attributes)
+            if record.input_tokens is not None:
+                self._per_operation[ap.LATEST_METRIC_EMBEDDINGS_OPERATION_INPUT_TOKENS].record(
+                    record.input_tokens, attributes
+                )
+            return
+        if record.operation not in _INFERENCE:
+            self._duration.record(record.duration_s, attributes)
+            return
+        self._inference_duration.record(record.duration_s, attributes)
+        # "Instrumentations SHOULD record this metric for each inference operation, including
+        # failed ones [...] or `0` if the response was not received or did not contain token
+        # usage"; LiteLLM does not break usage down by modality, so it is `unknown`.
+        # The usage counters take no error.type (token-metrics.yaml); the per-operation
+        # histograms do.
+        counted = {k: v for k, v in attributes.items() if k != error_attributes.ERROR_TYPE}
+        counted.update(_UNKNOWN_MODALITY)
+        for name, value in (
+            (ap.LATEST_METRIC_INFERENCE_USAGE_INPUT_TOKENS, record.input_tokens),
+            (ap.LATEST_METRIC_INFERENCE_USAGE_OUTPUT_TOKENS, record.output_tokens),
+            (ap.LATEST_METRIC_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS, record.cache_read_tokens),
+            (ap.LATEST_METRIC_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS, record.cache_write_tokens),
+            (ap.LATEST_METRIC_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS, record.reasoning_tokens),
+        ):
+            self._usage[name].add(value or 0, counted)
+        self._per_operation[ap.LATEST_METRIC_INFERENCE_OPERATION_INPUT_TOKENS].record(
+            record.input_tokens or 0, attributes
+        )
+        self._per_operation[ap.LATEST_METRIC_INFERENCE_OPERATION_OUTPUT_TOKENS].record(
+            record.output_tokens or 0, attributes
+        )

@@ -87,6 +87,13 @@ OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: Final = "OTEL_INSTRUMENTATIO
 """``true`` records prompts and completions on spans (redacted, capped). Default ``false``.
 LiteLLM's own ``turn_off_message_logging`` always wins."""
 
+OTEL_SEMCONV_STABILITY_OPT_IN: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
+"""Comma-separated opt-ins of the official instrumentations. ``gen_ai_latest_experimental``
+switches spans and metrics to the names of the current ``semantic-conventions-genai``
+repository (e.g. ``gen_ai.usage.cache_write.input_tokens``, ``gen_ai.client.inference.*``
+metrics). Default: the v1.41.0 release's names. Other values are for other instrumentations
+and are ignored."""
+
 # --- LiteLLM-only names that do nothing for us (warned about at startup) ----------------
 
 LITELLM_ONLY_NAMES: Final = {
@@ -131,6 +138,11 @@ AGENTPORTAL_OTEL_SHUTDOWN_TIMEOUT_MS: Final = "AGENTPORTAL_OTEL_SHUTDOWN_TIMEOUT
 
 AGENTPORTAL_OTEL_CLICKHOUSE_URL: Final = "AGENTPORTAL_OTEL_CLICKHOUSE_URL"
 """With ``OTEL_TRACES_EXPORTER=clickhouse``: ``http(s)://host:8123`` or ``chdb:///path``."""
+
+AGENTPORTAL_OTEL_EXTRA_CONVENTIONS: Final = "AGENTPORTAL_OTEL_EXTRA_CONVENTIONS"
+"""Comma-separated backends whose own attribute names are added next to ours, so cost and
+user show up there: ``langfuse`` (``gen_ai.usage.cost``, ``user.id``),
+``openlit`` (``gen_ai.usage.cost``). Default empty."""
 
 AGENTPORTAL_OTEL_LOG_LEVEL: Final = "AGENTPORTAL_OTEL_LOG_LEVEL"
 """Level of the ``agentportal_otel`` log when run by the proxy (``agentportal_otel.proxy``).

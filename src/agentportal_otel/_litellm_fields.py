@@ -19,6 +19,7 @@ CALL_TYPE_KW: Final = "call_type"
 MODEL_KW: Final = "model"
 EXCEPTION_KW: Final = "exception"
 LITELLM_CALL_ID_KW: Final = "litellm_call_id"
+STREAM_KW: Final = "stream"
 STANDARD_CALLBACK_DYNAMIC_PARAMS: Final = "standard_callback_dynamic_params"
 TURN_OFF_MESSAGE_LOGGING: Final = "turn_off_message_logging"
 
@@ -51,6 +52,8 @@ SLO_RESPONSE: Final = "response"
 SLO_MODEL_PARAMETERS: Final = "model_parameters"
 SLO_ERROR_INFORMATION: Final = "error_information"
 SLO_ERROR_STR: Final = "error_str"
+SLO_COST_FINALIZED: Final = "cost_finalized"
+"""1.110+: whether ``response_cost`` is final (after the proxy's discounts), absent before."""
 
 # standard_logging_object.metadata
 META_KEY_HASH: Final = "user_api_key_hash"
@@ -66,6 +69,8 @@ META_END_USER_ID: Final = "user_api_key_end_user_id"
 META_AUTH_METADATA: Final = "user_api_key_auth_metadata"
 META_USAGE_OBJECT: Final = "usage_object"
 META_REQUESTER_CUSTOM_HEADERS: Final = "requester_custom_headers"
+META_IS_SILENT_EXPERIMENT: Final = "is_silent_experiment"
+"""1.110+: ``True`` on the router's mirrored "silent experiment" copy of a call."""
 
 # litellm_params
 LP_METADATA: Final = "metadata"
@@ -96,6 +101,16 @@ USAGE_REASONING_TOKENS: Final = "reasoning_tokens"
 # Open-WebUI's forwarded user headers (ENABLE_FORWARD_USER_INFO_HEADERS=true)
 OPENWEBUI_USER_ID: Final = "x-openwebui-user-id"
 OPENWEBUI_CHAT_ID: Final = "x-openwebui-chat-id"
+
+DEFAULT_API_BASES: Final[Mapping[str, tuple[str, tuple[str, ...]]]] = {
+    "openai": ("https://api.openai.com/v1", ("OPENAI_BASE_URL", "OPENAI_API_BASE")),
+    "text-completion-openai": ("https://api.openai.com/v1", ("OPENAI_BASE_URL", "OPENAI_API_BASE")),
+    "anthropic": ("https://api.anthropic.com", ("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL")),
+}
+"""Where LiteLLM sends a provider's calls when the deployment sets no ``api_base``: its default
+URL, after the environment variables that override it (``litellm/llms/openai/common_utils.py``,
+``litellm/llms/anthropic/common_utils.py``). LiteLLM reports no ``api_base`` for streamed and
+failed calls of such deployments; this is what they used."""
 
 MASTER_KEY_HASH: Final = "litellm_proxy_master_key"
 """What LiteLLM writes as the key hash for calls made with the master key."""

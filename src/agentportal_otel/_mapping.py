@@ -76,8 +76,42 @@ PROVIDERS: Final[Mapping[str, str]] = {
     "deepseek": "deepseek",
     "groq": "groq",
     "mistral": "mistral_ai",
+    "codestral": "mistral_ai",
+    "text-completion-codestral": "mistral_ai",
+    "bedrock_converse": "aws.bedrock",
 }
-"""LiteLLM provider names -> ``gen_ai.provider.name`` well-known values (raw name otherwise)."""
+"""LiteLLM provider names -> ``gen_ai.provider.name`` well-known values of v1.41.0.
+
+Any other LiteLLM name is kept as a custom value, which the conventions allow ("If one of them
+applies, then the respective value MUST be used; otherwise, a custom value MAY be used")."""
+
+LATEST_PROVIDERS: Final[Mapping[str, str]] = {**PROVIDERS, "moonshot": "moonshot_ai"}
+"""The same for the latest conventions, which add ``moonshot_ai``."""
+
+PROVIDER_HOSTS: Final[Mapping[str, str]] = {
+    "api.openai.com": "openai",
+    "api.anthropic.com": "anthropic",
+    "generativelanguage.googleapis.com": "gcp.gemini",
+    "aiplatform.googleapis.com": "gcp.vertex_ai",
+    "api.mistral.ai": "mistral_ai",
+    "api.groq.com": "groq",
+    "api.deepseek.com": "deepseek",
+    "api.x.ai": "x_ai",
+    "api.perplexity.ai": "perplexity",
+    "api.cohere.com": "cohere",
+    "api.cohere.ai": "cohere",
+}
+"""Well-known endpoints -> provider, for a call whose LiteLLM provider is unknown: the
+conventions name ``server.address`` as what "may help identify the actual system in use"
+and tie ``gcp.gemini``/``gcp.vertex_ai`` to their endpoints."""
+
+UNKNOWN_PROVIDER: Final = "unknown"
+"""Custom ``gen_ai.provider.name`` value when neither LiteLLM nor the endpoint names a provider
+(e.g. a request for a model no deployment serves). ``_OTHER`` is ``error.type``'s fallback,
+not a provider value."""
+
+GENERATION_OPERATIONS: Final = frozenset({"chat", "text_completion"})
+"""Operations that generate, and so have finish reasons (inference operations)."""
 
 _FLOAT_PARAMS: Final = (
     ("temperature", gen_ai.GEN_AI_REQUEST_TEMPERATURE),
@@ -107,6 +141,9 @@ class CallRecord:
     operation: str
     input_tokens: int | None
     output_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    reasoning_tokens: int | None
     cost_usd: float | None
     time_to_first_chunk_s: float | None
     error_type: str | None
@@ -144,10 +181,37 @@ def operation_name(call_type: str | None) -> str:
     return OPERATIONS.get(call_type) or cap(call_type, _ID_LIMIT)
 
 
-def provider_name(raw: str | None) -> str:
-    if not raw:
-        return "_OTHER"
-    return PROVIDERS.get(raw) or cap(raw, _ID_LIMIT)
+def provider_name(raw: str | None, server_address: str | None = None, *, latest: bool = False) -> str:
+    """The well-known value for LiteLLM's provider, else LiteLLM's name as a custom value."""
+    known = LATEST_PROVIDERS if latest else PROVIDERS
+    if raw:
+        lowered = raw.strip().lower()
+        return known.get(lowered) or cap(lowered, _ID_LIMIT)
+    if server_address:
+        return PROVIDER_HOSTS.get(server_address.lower(), UNKNOWN_PROVIDER)
+    return UNKNOWN_PROVIDER
+
+
+def _api_base(
+    slo: Mapping[str, Any], litellm_params: Mapping[str, Any], raw_provider: str | None, environ: Mapping[str, str]
+) -> str | None:
+    """The deployment's URL: what LiteLLM reports, else its default for the provider."""
+    reported = (
+        f.text(slo, f.SLO_API_BASE)
+        or f.text(f.mapping(slo, f.SLO_HIDDEN_PARAMS), "api_base")
+        or f.text(litellm_params, f.LP_API_BASE)
+    )
+    if reported or not raw_provider:
+        return reported
+    default = f.DEFAULT_API_BASES.get(raw_provider)
+    if default is None:
+        return None
+    url, overrides = default
+    for name in overrides:
+        value = environ.get(name)
+        if value:
+            return value
+    return url
 
 
 def _server(api_base: str | None) -> dict[str, AttributeValue]:
@@ -168,7 +232,7 @@ def _server(api_base: str | None) -> dict[str, AttributeValue]:
     return result
 
 
-def _request_parameters(params: Mapping[str, Any]) -> dict[str, AttributeValue]:
+def _request_parameters(params: Mapping[str, Any], latest: bool) -> dict[str, AttributeValue]:
     result: dict[str, AttributeValue] = {}
     for key, name in _FLOAT_PARAMS:
         value = f.number(params, key)
@@ -178,6 +242,9 @@ def _request_parameters(params: Mapping[str, Any]) -> dict[str, AttributeValue]:
         value = f.count(params, key)
         if value is not None:
             result.setdefault(name, value)
+    top_k = result.get(gen_ai.GEN_AI_REQUEST_TOP_K)
+    if isinstance(top_k, int) and not latest:
+        result[gen_ai.GEN_AI_REQUEST_TOP_K] = float(top_k)  # a double in v1.41.0, an int in the latest
     stop = params.get("stop")
     if isinstance(stop, str):
         result[gen_ai.GEN_AI_REQUEST_STOP_SEQUENCES] = (cap(stop, _ID_LIMIT),)
@@ -186,7 +253,16 @@ def _request_parameters(params: Mapping[str, Any]) -> dict[str, AttributeValue]:
     return result
 
 
-def _usage(slo: Mapping[str, Any], operation: str) -> tuple[int | None, int | None, dict[str, AttributeValue]]:
+@dataclasses.dataclass(frozen=True)
+class _Usage:
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read: int | None = None
+    cache_write: int | None = None
+    reasoning: int | None = None
+
+
+def _usage(slo: Mapping[str, Any], operation: str, latest: bool) -> tuple[_Usage, dict[str, AttributeValue]]:
     usage = f.mapping(f.mapping(slo, f.SLO_METADATA), f.META_USAGE_OBJECT)
     input_tokens = f.count(slo, f.SLO_PROMPT_TOKENS)
     output_tokens = f.count(slo, f.SLO_COMPLETION_TOKENS) if operation != "embeddings" else None
@@ -203,11 +279,12 @@ def _usage(slo: Mapping[str, Any], operation: str) -> tuple[int | None, int | No
     if created is None:
         created = f.count(prompt_details, f.USAGE_CACHE_CREATION_TOKENS_DETAIL)
     if created is not None:
-        result[gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = created
+        name = ap.LATEST_USAGE_CACHE_WRITE_INPUT_TOKENS if latest else gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+        result[name] = created
     reasoning = f.count(f.mapping(usage, f.USAGE_COMPLETION_DETAILS), f.USAGE_REASONING_TOKENS)
     if reasoning is not None:
         result[gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
-    return input_tokens, output_tokens, result
+    return _Usage(input_tokens, output_tokens, cached, created, reasoning), result
 
 
 def _response(response: Mapping[str, Any]) -> dict[str, AttributeValue]:
@@ -354,18 +431,23 @@ def map_call(
     """Map one LiteLLM hook invocation to a :class:`CallRecord`."""
     slo = f.mapping(kwargs, f.STANDARD_LOGGING_OBJECT)
     litellm_params = f.mapping(kwargs, f.LITELLM_PARAMS)
+    latest = settings.semconv_latest
 
     call_type = f.text(slo, f.SLO_CALL_TYPE) or f.text(kwargs, f.CALL_TYPE_KW)
     operation = operation_name(call_type)
     raw_provider = f.text(slo, f.SLO_PROVIDER) or f.text(litellm_params, "custom_llm_provider")
-    provider = provider_name(raw_provider)
+    server = _server(_api_base(slo, litellm_params, raw_provider, settings.environ))
+    address = server.get(server_attributes.SERVER_ADDRESS)
+    provider = provider_name(raw_provider, address if isinstance(address, str) else None, latest=latest)
     request_model = (
         f.text(slo, f.SLO_MODEL_GROUP) or f.text(kwargs, f.MODEL_KW) or f.text(slo, f.SLO_MODEL) or "unknown"
     )
+    failed = failed or f.text(slo, f.SLO_STATUS) == "failure"
     response = f.as_mapping(response_obj) if response_obj is not None else f.EMPTY
     if not response:
         response = f.mapping(slo, f.SLO_RESPONSE)
-    response_model = f.text(response, "model") or f.text(slo, f.SLO_MODEL)
+    # The model that answered: on a failure only a response that came back can say.
+    response_model = f.text(response, "model") or (None if failed else f.text(slo, f.SLO_MODEL))
 
     start_ns = to_ns(start_time) or to_ns(slo.get(f.SLO_START)) or 0
     end_ns = to_ns(end_time) or to_ns(slo.get(f.SLO_END)) or start_ns
@@ -380,11 +462,13 @@ def map_call(
         attributes[ap.LITELLM_PROVIDER] = cap(raw_provider, _ID_LIMIT)
     if response_model:
         attributes[gen_ai.GEN_AI_RESPONSE_MODEL] = cap(response_model, _ID_LIMIT)
-    attributes.update(_request_parameters(f.mapping(slo, f.SLO_MODEL_PARAMETERS)))
-    hidden = f.mapping(slo, f.SLO_HIDDEN_PARAMS)
-    attributes.update(
-        _server(f.text(slo, f.SLO_API_BASE) or f.text(hidden, "api_base") or f.text(litellm_params, f.LP_API_BASE))
-    )
+    model_parameters = f.mapping(slo, f.SLO_MODEL_PARAMETERS)
+    attributes.update(_request_parameters(model_parameters, latest))
+    streamed = slo.get(f.SLO_STREAM) is True or kwargs.get(f.STREAM_KW) is True
+    if streamed:
+        # Conditionally Required "if and only if the request is streaming".
+        attributes[gen_ai.GEN_AI_REQUEST_STREAM] = True
+    attributes.update(server)
 
     call_id = f.text(slo, f.SLO_CALL_ID) or f.text(kwargs, f.LITELLM_CALL_ID_KW)
     if call_id:
@@ -396,22 +480,31 @@ def map_call(
         attributes[ap.LITELLM_MODEL_ID] = cap(model_id, _ID_LIMIT)
     if slo.get(f.SLO_CACHE_HIT) is True:
         attributes[ap.CACHE_HIT] = True
+    silent = f.mapping(slo, f.SLO_METADATA).get(f.META_IS_SILENT_EXPERIMENT) is True
+    if silent:
+        attributes[ap.SILENT_EXPERIMENT] = True
 
-    failed = failed or f.text(slo, f.SLO_STATUS) == "failure"
-    input_tokens: int | None = None
-    output_tokens: int | None = None
+    usage = _Usage()
     if not failed:
-        input_tokens, output_tokens, usage = _usage(slo, operation)
-        attributes.update(usage)
+        usage, usage_attributes = _usage(slo, operation, latest)
+        attributes.update(usage_attributes)
         attributes.update(_response(response))
+    elif operation in GENERATION_OPERATIONS:
+        # The latest conventions: "If a finish reason was expected but not received, for
+        # example because generation failed, [...] instrumentations SHOULD report `error`".
+        choices = f.count(model_parameters, "n") or 1
+        attributes[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] = ("error",) * min(choices, 128)
     cost = f.number(slo, f.SLO_RESPONSE_COST)
     if cost is not None and cost >= 0:
         attributes[ap.COST_USD] = cost
+        finalized = slo.get(f.SLO_COST_FINALIZED)
+        if isinstance(finalized, bool):
+            attributes[ap.COST_FINALIZED] = finalized
     else:
         cost = None
 
     ttfc: float | None = None
-    if slo.get(f.SLO_STREAM) is True and not failed:
+    if streamed and not failed:
         first = f.number(slo, f.SLO_COMPLETION_START)
         started = f.number(slo, f.SLO_START)
         if first is not None and started is not None and first >= started:
@@ -426,17 +519,24 @@ def map_call(
 
     tenant = _tenant(slo, litellm_params, settings)
     attributes.update(tenant)
+    attributes.update(_extra_conventions(attributes, cost, settings.extra_conventions))
 
     metric_attributes: dict[str, AttributeValue] = {
         gen_ai.GEN_AI_OPERATION_NAME: operation,
         gen_ai.GEN_AI_PROVIDER_NAME: provider,
         gen_ai.GEN_AI_REQUEST_MODEL: attributes[gen_ai.GEN_AI_REQUEST_MODEL],
     }
+    # Recommended on every GenAI metric point "where known"; all three are low-cardinality.
+    for name in (gen_ai.GEN_AI_RESPONSE_MODEL, server_attributes.SERVER_ADDRESS, server_attributes.SERVER_PORT):
+        if name in attributes:
+            metric_attributes[name] = attributes[name]
     team = tenant.get(ap.TEAM_ALIAS) or tenant.get(ap.TEAM_ID)
     if team is not None:
         metric_attributes[ap.TEAM] = team
     if ap.PROJECT in tenant:
         metric_attributes[ap.PROJECT] = tenant[ap.PROJECT]
+    if silent:
+        metric_attributes[ap.SILENT_EXPERIMENT] = True
     if error_type is not None:
         metric_attributes[error_attributes.ERROR_TYPE] = attributes[error_attributes.ERROR_TYPE]
 
@@ -449,8 +549,11 @@ def map_call(
         attributes=attributes,
         metric_attributes=metric_attributes,
         operation=operation,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read,
+        cache_write_tokens=usage.cache_write,
+        reasoning_tokens=usage.reasoning,
         cost_usd=cost,
         time_to_first_chunk_s=ttfc,
         error_type=error_type,
@@ -458,6 +561,28 @@ def map_call(
         dedupe_key=dedupe_key,
         trace_headers=_trace_headers(litellm_params),
     )
+
+
+def _extra_conventions(
+    attributes: Mapping[str, AttributeValue], cost: float | None, backends: tuple[str, ...]
+) -> dict[str, AttributeValue]:
+    """The attributes other backends read for cost and user (``AGENTPORTAL_OTEL_EXTRA_CONVENTIONS``).
+
+    Langfuse's OTel ingest takes the cost from ``gen_ai.usage.cost`` (else ``llm.cost.total``)
+    and the user from ``langfuse.user.id`` or ``user.id`` (the session it already reads from
+    ``gen_ai.conversation.id``); OpenLIT's dashboards sum ``gen_ai.usage.cost``. The user is the
+    end user when LiteLLM knows one (the person behind a shared key), else the key's user.
+    """
+    result: dict[str, AttributeValue] = {}
+    if not backends:
+        return result
+    if cost is not None:
+        result[ap.BACKEND_USAGE_COST] = cost
+    if "langfuse" in backends:
+        user = attributes.get(ap.END_USER_ID) or attributes.get(ap.USER_ID)
+        if user is not None:
+            result[user_attributes.USER_ID] = user
+    return result
 
 
 def content_attributes(

@@ -33,6 +33,9 @@ DEFAULT_SERVICE_NAME: Final = "litellm-proxy"
 TRACES_EXPORTERS: Final = frozenset({"otlp", "console", "none", "clickhouse"})
 METRICS_EXPORTERS: Final = frozenset({"otlp", "console", "none"})
 COMPRESSIONS: Final = frozenset({"none", "gzip", "deflate"})
+EXTRA_CONVENTIONS: Final = frozenset({"langfuse", "openlit"})
+GEN_AI_LATEST_EXPERIMENTAL: Final = "gen_ai_latest_experimental"
+"""The ``OTEL_SEMCONV_STABILITY_OPT_IN`` value that selects the latest GenAI conventions."""
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off", ""})
 
@@ -209,6 +212,29 @@ def _csv(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
 
 
+def _semconv_latest(environ: Mapping[str, str]) -> bool:
+    # A list shared with every other instrumentation in the process ("http", "database", ...):
+    # values that are not ours are theirs, not mistakes.
+    raw = _get(environ, _env.OTEL_SEMCONV_STABILITY_OPT_IN) or ""
+    return GEN_AI_LATEST_EXPERIMENTAL in {part.strip().lower() for part in raw.split(",")}
+
+
+def _extra_conventions(environ: Mapping[str, str]) -> tuple[str, ...]:
+    chosen: list[str] = []
+    for item in _csv(environ, _env.AGENTPORTAL_OTEL_EXTRA_CONVENTIONS):
+        name = item.lower()
+        if name in EXTRA_CONVENTIONS:
+            if name not in chosen:
+                chosen.append(name)
+        else:
+            _bad(
+                _env.AGENTPORTAL_OTEL_EXTRA_CONVENTIONS,
+                f"names an unknown backend {item!r}",
+                f"use a comma list of {', '.join(sorted(EXTRA_CONVENTIONS))}; ignoring {item!r}",
+            )
+    return tuple(chosen)
+
+
 def _warn_litellm_only_names(environ: Mapping[str, str]) -> None:
     for name, standard in _env.LITELLM_ONLY_NAMES.items():
         if _get(environ, name) is not None:
@@ -257,6 +283,11 @@ class Settings:
     capture_client_address: bool = False
     capture_user_agent: bool = False
     shutdown_timeout_ms: int = 10_000
+    semconv_latest: bool = False
+    """``OTEL_SEMCONV_STABILITY_OPT_IN`` holds ``gen_ai_latest_experimental``: emit the names of
+    the current semantic-conventions-genai repository instead of the v1.41.0 release's."""
+    extra_conventions: tuple[str, ...] = ()
+    """Backends (``langfuse``, ``openlit``) whose own cost/user attributes are added to spans."""
     master_key_hash: str | None = dataclasses.field(default=None, repr=False)
     """sha256 of ``LITELLM_MASTER_KEY``: spans of rejected master-key requests show the alias
     ``litellm_proxy_master_key`` instead of a stable fingerprint of the master key."""
@@ -333,6 +364,8 @@ class Settings:
             "capture_client_address": _bool(env, _env.AGENTPORTAL_OTEL_CAPTURE_CLIENT_ADDRESS, False),
             "capture_user_agent": _bool(env, _env.AGENTPORTAL_OTEL_CAPTURE_USER_AGENT, False),
             "shutdown_timeout_ms": _int(env, _env.AGENTPORTAL_OTEL_SHUTDOWN_TIMEOUT_MS, 10_000),
+            "semconv_latest": _semconv_latest(env),
+            "extra_conventions": _extra_conventions(env),
             "master_key_hash": _sha256(_get(env, _env.LITELLM_MASTER_KEY)),
             "environ": env,
         }
@@ -364,6 +397,8 @@ class Settings:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.bsp_max_export_batch_size > self.bsp_max_queue_size:
             raise ValueError("bsp_max_export_batch_size must not exceed bsp_max_queue_size")
+        if not set(self.extra_conventions) <= EXTRA_CONVENTIONS:
+            raise ValueError(f"extra_conventions must be drawn from {sorted(EXTRA_CONVENTIONS)}")
 
     def describe_destination(self) -> str:
         """One human line saying where spans and metrics go, without secrets."""

@@ -103,6 +103,7 @@ class AgentPortalLogger(CustomLogger):
             meter_provider.get_meter(SCOPE_NAME, __version__),
             self.settings.max_tenant_values,
             dropped_spans=(lambda: self.dropped_spans) if owned else None,
+            latest=self.settings.semconv_latest,
         )
         if owned:
             _logger.info("agentportal-otel %s: %s", __version__, self.settings.describe_destination())
