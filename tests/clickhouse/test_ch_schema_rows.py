@@ -82,6 +82,10 @@ def test_ddl_runs_on_chdb_and_matches_insert_columns(backend: Any, fresh_db: str
         "otel_traces": "MergeTree",
         "otel_traces_trace_id_ts": "MergeTree",
         "otel_traces_trace_id_ts_mv": "MaterializedView",
+        "otel_traces_usage_1m": "AggregatingMergeTree",
+        "otel_traces_usage_1m_mv": "MaterializedView",
+        "otel_traces_usage_1h": "AggregatingMergeTree",
+        "otel_traces_usage_1h_mv": "MaterializedView",
     }
 
 
