@@ -115,6 +115,10 @@ def test_init_script_on_clickhouse_gives_the_package_columns(chdb_session: Any) 
         "otel_traces_usage_1m_mv": "MaterializedView",
         "otel_traces_usage_1h": "AggregatingMergeTree",
         "otel_traces_usage_1h_mv": "MaterializedView",
+        "otel_traces_usage_team_1h": "AggregatingMergeTree",
+        "otel_traces_usage_team_1h_mv": "MaterializedView",
+        "otel_traces_usage_team_1d": "AggregatingMergeTree",
+        "otel_traces_usage_team_1d_mv": "MaterializedView",
     }
     lookup = _rows(
         chdb_session,
@@ -150,7 +154,12 @@ def test_exporter_style_insert_lands_and_feeds_the_trace_id_lookup(chdb_session:
         "map('gen_ai.operation.name', 'chat', 'gen_ai.usage.input_tokens', '12', 'agentportal.team.id', 't1'), "
         "2500000, 'Error', '', [], [], [], [], [], [], [])"
     )
-    for table in ("otel_traces_usage_1m", "otel_traces_usage_1h"):
+    for table in (
+        "otel_traces_usage_1m",
+        "otel_traces_usage_1h",
+        "otel_traces_usage_team_1h",
+        "otel_traces_usage_team_1d",
+    ):
         assert _rows(
             chdb_session, f"SELECT TeamId, sum(Calls), sum(Errors), sum(InputTokens) FROM otel.{table} GROUP BY TeamId"
         ) == [["t1", 1, 1, 12]]

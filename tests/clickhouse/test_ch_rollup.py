@@ -355,3 +355,17 @@ def test_cli_schema_apply_backfill_and_source(chdb_url: str, fresh_db: str, caps
         assert json.loads(capsys.readouterr().out)
     assert answers["raw"] == answers["rollup"] == answers["auto"] != []
     assert main(["usage", "--source", "fast"], environ=env) == 2
+
+
+def test_questions_read_the_smallest_tier_that_holds_their_key(loaded: Any) -> None:
+    backend, _ = loaded
+    start, end = WINDOWS["ragged"]
+
+    def pick(columns: set[str], bucket: str | None = None) -> list[str]:
+        tiers = q._tiers(backend, q.Target(DB), "auto", bucket, start, end, columns)
+        return [t.suffix for t in tiers or ()]
+
+    assert pick({"TeamId", "RequestModel"}) == ["usage_team_1d", "usage_team_1h", "usage_1m"]
+    assert pick({"TeamId"}, "hour") == ["usage_team_1h", "usage_1m"]
+    assert pick({"UserId", "Project"}) == ["usage_1h", "usage_1m"]
+    assert pick(set(), "day") == ["usage_team_1d", "usage_team_1h", "usage_1m"]

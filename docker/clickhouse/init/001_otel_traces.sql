@@ -132,6 +132,64 @@ ORDER BY (Start, TeamId, TeamAlias, Project, RequestModel, Provider, Operation, 
 TTL Start + toIntervalDay(400)
 SETTINGS index_granularity = 8192, allow_nullable_key = 1, ttl_only_drop_parts = 1;
 
+CREATE TABLE IF NOT EXISTS `otel`.`otel_traces_usage_team_1h`
+(
+    Start DateTime('UTC') CODEC(Delta, ZSTD(1)),
+    TeamId LowCardinality(Nullable(String)),
+    TeamAlias LowCardinality(Nullable(String)),
+    Project LowCardinality(Nullable(String)),
+    RequestModel LowCardinality(Nullable(String)),
+    Provider LowCardinality(Nullable(String)),
+    Operation LowCardinality(String),
+    ErrorType LowCardinality(Nullable(String)),
+    StatusCode LowCardinality(String),
+    Calls SimpleAggregateFunction(sum, UInt64),
+    Errors SimpleAggregateFunction(sum, UInt64),
+    InputTokens SimpleAggregateFunction(sum, UInt64),
+    OutputTokens SimpleAggregateFunction(sum, UInt64),
+    CacheReadTokens SimpleAggregateFunction(sum, UInt64),
+    ReasoningTokens SimpleAggregateFunction(sum, UInt64),
+    CostUsd SimpleAggregateFunction(sum, Float64),
+    Streams SimpleAggregateFunction(sum, UInt64),
+    LastSeen SimpleAggregateFunction(max, DateTime64(9)),
+    DurationQuantiles AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
+    TtfcQuantiles AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), Float64)
+)
+ENGINE = AggregatingMergeTree()
+PARTITION BY toYYYYMM(Start)
+ORDER BY (Start, TeamId, TeamAlias, Project, RequestModel, Provider, Operation, ErrorType, StatusCode)
+TTL Start + toIntervalDay(400)
+SETTINGS index_granularity = 8192, allow_nullable_key = 1, ttl_only_drop_parts = 1;
+
+CREATE TABLE IF NOT EXISTS `otel`.`otel_traces_usage_team_1d`
+(
+    Start DateTime('UTC') CODEC(Delta, ZSTD(1)),
+    TeamId LowCardinality(Nullable(String)),
+    TeamAlias LowCardinality(Nullable(String)),
+    Project LowCardinality(Nullable(String)),
+    RequestModel LowCardinality(Nullable(String)),
+    Provider LowCardinality(Nullable(String)),
+    Operation LowCardinality(String),
+    ErrorType LowCardinality(Nullable(String)),
+    StatusCode LowCardinality(String),
+    Calls SimpleAggregateFunction(sum, UInt64),
+    Errors SimpleAggregateFunction(sum, UInt64),
+    InputTokens SimpleAggregateFunction(sum, UInt64),
+    OutputTokens SimpleAggregateFunction(sum, UInt64),
+    CacheReadTokens SimpleAggregateFunction(sum, UInt64),
+    ReasoningTokens SimpleAggregateFunction(sum, UInt64),
+    CostUsd SimpleAggregateFunction(sum, Float64),
+    Streams SimpleAggregateFunction(sum, UInt64),
+    LastSeen SimpleAggregateFunction(max, DateTime64(9)),
+    DurationQuantiles AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
+    TtfcQuantiles AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), Float64)
+)
+ENGINE = AggregatingMergeTree()
+PARTITION BY toYYYYMM(Start)
+ORDER BY (Start, TeamId, TeamAlias, Project, RequestModel, Provider, Operation, ErrorType, StatusCode)
+TTL Start + toIntervalDay(400)
+SETTINGS index_granularity = 8192, allow_nullable_key = 1, ttl_only_drop_parts = 1;
+
 CREATE MATERIALIZED VIEW IF NOT EXISTS `otel`.`otel_traces_usage_1m_mv`
 TO `otel`.`otel_traces_usage_1m`
 AS SELECT
@@ -188,3 +246,55 @@ AS SELECT
     quantilesTDigestMergeState(0.5, 0.95, 0.99)(TtfcQuantiles) AS TtfcQuantiles
 FROM `otel`.`otel_traces_usage_1m`
 GROUP BY Start, TeamId, TeamAlias, Project, RequestModel, Provider, Operation, KeyAlias, UserId, ErrorType, StatusCode;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `otel`.`otel_traces_usage_team_1h_mv`
+TO `otel`.`otel_traces_usage_team_1h`
+AS SELECT
+    toStartOfHour(Start, 'UTC') AS Start,
+    TeamId,
+    TeamAlias,
+    Project,
+    RequestModel,
+    Provider,
+    Operation,
+    ErrorType,
+    StatusCode,
+    sum(Calls) AS Calls,
+    sum(Errors) AS Errors,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CacheReadTokens) AS CacheReadTokens,
+    sum(ReasoningTokens) AS ReasoningTokens,
+    sum(CostUsd) AS CostUsd,
+    sum(Streams) AS Streams,
+    max(LastSeen) AS LastSeen,
+    quantilesTDigestMergeState(0.5, 0.95, 0.99)(DurationQuantiles) AS DurationQuantiles,
+    quantilesTDigestMergeState(0.5, 0.95, 0.99)(TtfcQuantiles) AS TtfcQuantiles
+FROM `otel`.`otel_traces_usage_1m`
+GROUP BY Start, TeamId, TeamAlias, Project, RequestModel, Provider, Operation, ErrorType, StatusCode;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `otel`.`otel_traces_usage_team_1d_mv`
+TO `otel`.`otel_traces_usage_team_1d`
+AS SELECT
+    toStartOfDay(Start, 'UTC') AS Start,
+    TeamId,
+    TeamAlias,
+    Project,
+    RequestModel,
+    Provider,
+    Operation,
+    ErrorType,
+    StatusCode,
+    sum(Calls) AS Calls,
+    sum(Errors) AS Errors,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CacheReadTokens) AS CacheReadTokens,
+    sum(ReasoningTokens) AS ReasoningTokens,
+    sum(CostUsd) AS CostUsd,
+    sum(Streams) AS Streams,
+    max(LastSeen) AS LastSeen,
+    quantilesTDigestMergeState(0.5, 0.95, 0.99)(DurationQuantiles) AS DurationQuantiles,
+    quantilesTDigestMergeState(0.5, 0.95, 0.99)(TtfcQuantiles) AS TtfcQuantiles
+FROM `otel`.`otel_traces_usage_team_1h`
+GROUP BY Start, TeamId, TeamAlias, Project, RequestModel, Provider, Operation, ErrorType, StatusCode;

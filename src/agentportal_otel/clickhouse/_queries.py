@@ -16,9 +16,10 @@ read another team's rows, whatever filters it passes.
 ``ValueError`` if they do not exist. ``"auto"`` (the default) reads the rollups whenever they exist
 and can answer, else the raw table: every dimension and filter of this module is a rollup key and
 both buckets are multiples of both grains, so with the rollups in place ``auto`` reads them.
-The rule at the edges: the window is never rounded. The hour-aligned part of ``[start, end)``
-is read from the hourly rollup, the minute-aligned rest from the minute rollup, and the partial
-minutes at the two edges from raw rows, all in one query (``UNION ALL`` of partial aggregates
+The rule at the edges: the window is never rounded. The day-aligned part of ``[start, end)``
+is read from a daily rollup (when the question's key fits it), the hour-aligned rest from an
+hourly one, the minute-aligned rest from the minute rollup, and the partial minutes at the two
+edges from raw rows, all in one query (``UNION ALL`` of partial aggregates
 and ``-State`` rows, merged with ``-Merge``). Calls, errors, tokens, cost, streams and
 ``last_seen`` are therefore exactly the raw answer (cost up to float summation order); p50/p95/
 p99 and the time-to-first-chunk percentiles are t-digest estimates (rank error within
@@ -292,7 +293,7 @@ def usage(
     if unknown or len(set(group_by)) != len(group_by):
         raise ValueError(f"group_by must be distinct names from {sorted(DIMENSIONS)}, got {list(group_by)}")
     _check_bucket(bucket)
-    tiers = _tiers(backend, target, source, bucket, start, end)
+    tiers = _tiers(backend, target, source, bucket, start, end, _needed_columns(group_by, filters, team_scope))
     params: dict[str, Any] = {}
     keys = (["bucket"] if bucket else []) + [f"d_{d}" for d in group_by]
     order = " ORDER BY " + ", ".join((["bucket"] if bucket else []) + ["calls DESC"] + [f"d_{d}" for d in group_by])
@@ -359,19 +360,44 @@ _BUCKET_SECONDS: Final[Mapping[str, int]] = {"hour": 3600, "day": 86400}
 _MAX_DATETIME_NS: Final = (2**32 - 1) * 1_000_000_000
 
 
-def _tiers(
-    backend: Backend, target: Target, source: str, bucket: str | None, start: datetime, end: datetime
-) -> tuple[rollup.Tier, ...] | None:
-    """The rollup tiers that may answer, coarsest first, or ``None`` to read the raw table.
+def _needed_columns(group_by: Sequence[str], filters: Filters, team_scope: str | None) -> set[str]:
+    """Rollup key columns a question reads: its dimensions, filters and scope."""
+    columns = {rollup.DIMENSION_COLUMNS[d] for d in group_by}
+    columns |= {rollup.DIMENSION_COLUMNS[name] for name in DIMENSIONS if getattr(filters, name) is not None}
+    if filters.team is not None:
+        columns.add("TeamAlias")
+    if filters.status is not None:
+        columns.add("StatusCode")
+    if team_scope is not None:
+        columns.add("TeamId")
+    return columns
 
-    Every dimension and filter of this module is a key column of every tier, so only the bucket
-    (a multiple of the grain), the window (within ``DateTime``) and the tables' existence matter."""
+
+def _tiers(
+    backend: Backend,
+    target: Target,
+    source: str,
+    bucket: str | None,
+    start: datetime,
+    end: datetime,
+    columns: set[str],
+) -> tuple[rollup.Tier, ...] | None:
+    """The rollup tiers that answer, coarsest first (one per grain), or ``None``: read raw rows.
+
+    A tier qualifies when its key holds every column the question reads and the bucket is a
+    multiple of its grain; per grain the first (smallest) qualifying tier is used. Every
+    dimension and filter of this module is in the minute tier, so with the rollups present
+    ``auto`` always reads them."""
     if source not in ("auto", "rollup", "raw"):
         raise ValueError(f"source must be 'auto', 'rollup' or 'raw', got {source!r}")
     if source == "raw":
         return None
     width = _BUCKET_SECONDS[bucket] if bucket else None
-    tiers = tuple(t for t in rollup.TIERS if width is None or width % t.grain_seconds == 0)
+    chosen: dict[int, rollup.Tier] = {}
+    for tier in rollup.TIERS:
+        if (width is None or width % tier.grain_seconds == 0) and tier.has(columns):
+            chosen.setdefault(tier.grain_seconds, tier)
+    tiers = tuple(chosen.values())
     names_ = [t.table(target.table) for t in tiers]
     params: dict[str, Any] = {"db": target.database} | {f"t{i}": n for i, n in enumerate(names_)}
     found = backend.query(
@@ -698,7 +724,8 @@ def error_breakdown(
     """Failed LLM calls (status ``Error``) per ``error.type`` and model (and ``bucket``, oldest
     first, when given), most frequent first."""
     _check_bucket(bucket)
-    tiers = _tiers(backend, target, source, bucket, start, end)
+    columns = _needed_columns(("model",), filters, team_scope) | {"ErrorType", "StatusCode"}
+    tiers = _tiers(backend, target, source, bucket, start, end, columns)
     params: dict[str, Any] = {}
     keys = (["bucket"] if bucket else []) + ["error_type", "model"]
     tail = f" GROUP BY {', '.join(keys)} ORDER BY {'bucket, ' if bucket else ''}calls DESC, error_type, model"

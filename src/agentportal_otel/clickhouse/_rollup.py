@@ -1,17 +1,20 @@
 """Usage rollups of ``otel_traces``: per-minute and per-hour aggregates fed by materialized views.
 
-Two ``AggregatingMergeTree`` tables, both named after the traces table:
+Four ``AggregatingMergeTree`` tables (tiers), named after the traces table:
 
 * ``<traces>_usage_1m``: one row per minute and key, filled by ``<traces>_usage_1m_mv`` on every
   INSERT into ``<traces>``, whoever inserts (the collector's exporter or
   :class:`~agentportal_otel.clickhouse.ClickHouseSpanExporter`). Only LLM spans (those carrying
-  ``gen_ai.operation.name``) feed it.
-* ``<traces>_usage_1h``: the same, per hour, filled by ``<traces>_usage_1h_mv`` from the blocks
-  the first view writes (so an insert into the raw table is aggregated once, not twice). Long
-  windows read 60 times fewer rows from it.
+  ``gen_ai.operation.name``) feed it. Key: team id, team alias, project, request model,
+  provider, operation, key alias, user, ``error.type`` and ``StatusCode``.
+* ``<traces>_usage_1h``: the same key per hour, filled by its view from the blocks the minute
+  view writes (an insert into the raw table is parsed once, not once per tier).
+* ``<traces>_usage_team_1h`` and ``<traces>_usage_team_1d``: per hour and per day, without key
+  alias and user. Their size follows teams, projects and models, not users or spans, so the
+  common dashboard questions (by team, project, model, errors, time series) read a few
+  thousand rows at any traffic; questions about keys or users read ``usage_1h``.
 
-Key (every tier): team id, team alias, project, request model, provider, operation, key alias,
-user, ``error.type`` and ``StatusCode``. Key columns are ``Nullable``: ``NULL`` is a missing
+Key columns are ``Nullable``: ``NULL`` is a missing
 attribute, ``''`` a present but empty one, exactly the distinction the raw queries make with
 ``mapContains``. Measures: calls, errors, input/output/cache-read/reasoning tokens, cost, streamed
 calls, the newest span start (``LastSeen``), and t-digest states of duration and of time to first
@@ -24,13 +27,13 @@ have their own TTL (:data:`DEFAULT_ROLLUP_TTL_DAYS`), so cost history outlives r
 are partitions and ``ttl_only_drop_parts = 1`` drops a month when its last row expires.
 
 :func:`backfill` fills the rollups from raw rows inserted before the views existed. It is
-idempotent: it recomputes whole hours, deleting the rollup rows of ``[since, until)`` first and
+idempotent: it recomputes whole days, deleting the rollup rows of those days first and
 aggregating them again from the raw table, so running it twice gives the same rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
@@ -53,25 +56,6 @@ DIGEST_MERGE_STATE: Final = f"quantilesTDigestMergeState({_LEVELS})"
 DIGEST_MERGE: Final = f"quantilesTDigestMerge({_LEVELS})"
 QUANTILE_RANK_TOLERANCE: Final = 0.01
 """Stated error of rollup percentiles: the value's rank is within 1% of the asked level."""
-
-
-@dataclass(frozen=True)
-class Tier:
-    """One rollup table: its name suffix and grain (seconds)."""
-
-    suffix: str
-    grain_seconds: int
-    start_expr: str
-    """``Start`` of a row, from the rows the view reads (raw ``Timestamp`` or a finer ``Start``)."""
-
-    def table(self, traces_table: str) -> str:
-        return f"{validate_identifier(traces_table, 'table name')}_{self.suffix}"
-
-
-MINUTE: Final = Tier("usage_1m", 60, "toStartOfMinute(toDateTime(Timestamp, 'UTC'))")
-HOUR: Final = Tier("usage_1h", 3600, "toStartOfHour(Start, 'UTC')")
-TIERS: Final = (HOUR, MINUTE)
-"""Coarsest first: a question reads the coarsest tier that covers it, finer ones at the edges."""
 
 
 def _attr(key: str) -> str:
@@ -107,6 +91,42 @@ DIMENSION_COLUMNS: Final[Mapping[str, str]] = MappingProxyType(
     {"team": "TeamId", "project": "Project", "model": "RequestModel", "key_alias": "KeyAlias", "user": "UserId"}
 )
 """Query-layer dimension -> rollup key column."""
+
+_TEAM_KEY: Final = tuple(k for k in KEY_COLUMNS if k not in ("KeyAlias", "UserId"))
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One rollup table: name suffix, grain (seconds), key columns, and what its view reads."""
+
+    suffix: str
+    grain_seconds: int
+    key: tuple[str, ...]
+    """Key columns besides ``Start`` (a subset of :data:`KEY_COLUMNS`, in its order)."""
+    parent: Tier | None
+    """The finer tier whose inserted blocks the view aggregates; ``None``: the raw table."""
+    start_expr: str
+    """``Start`` of a row, from the rows the view reads (raw ``Timestamp`` or a finer ``Start``)."""
+
+    def table(self, traces_table: str) -> str:
+        return f"{validate_identifier(traces_table, 'table name')}_{self.suffix}"
+
+    def has(self, columns: Iterable[str]) -> bool:
+        return set(columns) <= set(self.key)
+
+
+MINUTE: Final = Tier("usage_1m", 60, tuple(KEY_COLUMNS), None, "toStartOfMinute(toDateTime(Timestamp, 'UTC'))")
+HOUR: Final = Tier("usage_1h", 3600, tuple(KEY_COLUMNS), MINUTE, "toStartOfHour(Start, 'UTC')")
+TEAM_HOUR: Final = Tier("usage_team_1h", 3600, _TEAM_KEY, MINUTE, "toStartOfHour(Start, 'UTC')")
+TEAM_DAY: Final = Tier("usage_team_1d", 86400, _TEAM_KEY, TEAM_HOUR, "toStartOfDay(Start, 'UTC')")
+TIERS: Final = (TEAM_DAY, TEAM_HOUR, HOUR, MINUTE)
+"""Coarsest and smallest first. A question reads, per grain, the first tier whose key holds its
+dimensions and filters, coarse grains in the middle of the window and finer ones at its edges.
+The ``team`` tiers leave out key alias and user: their size follows teams, projects and models,
+not users, so most dashboard questions read a few thousand rows whatever the traffic."""
+FEED_ORDER: Final = (MINUTE, HOUR, TEAM_HOUR, TEAM_DAY)
+"""Creation order: a view's source table exists before the view."""
+
 
 _TTFC: Final = _attr(names.TIME_TO_FIRST_CHUNK)
 _HAS_TTFC: Final = f"isNotNull(toFloat64OrNull({_TTFC}))"
@@ -186,8 +206,8 @@ def raw_select(start_expr: str = MINUTE.start_expr) -> str:
     return ",\n    ".join(items)
 
 
-def _rollup_select(start_expr: str) -> str:
-    items = [f"{start_expr} AS Start", *KEY_COLUMNS]
+def _rollup_select(tier: Tier) -> str:
+    items = [f"{tier.start_expr} AS Start", *tier.key]
     items += [f"{merge} AS {name}" for name, (_, _, merge) in MEASURE_COLUMNS.items()]
     return ",\n    ".join(items)
 
@@ -206,14 +226,11 @@ def rollup_statements(
     ``cluster`` is the ``ON CLUSTER`` clause (or ``''``), ``engine`` the engine of the tables,
     ``local_suffix`` the suffix of the shard-local tables the views read and write."""
     db = quote_identifier(database, "database name")
-    columns = [f"    {name} {ctype}" for name, (ctype, _) in KEY_COLUMNS.items()]
-    columns += [f"    {name} {ctype}" for name, (ctype, _, _) in MEASURE_COLUMNS.items()]
-    key = ", ".join(KEY_COLUMNS)
     tables, views = [], []
-    source = validate_identifier(traces_table, "table name") + local_suffix
-    where = f"WHERE {LLM_ONLY}\n"
-    select = raw_select()
-    for tier in reversed(TIERS):  # finest first: the hourly view reads what the minute view writes
+    for tier in FEED_ORDER:
+        columns = [f"    {name} {KEY_COLUMNS[name][0]}" for name in tier.key]
+        columns += [f"    {name} {ctype}" for name, (ctype, _, _) in MEASURE_COLUMNS.items()]
+        key = ", ".join(tier.key)
         table = tier.table(traces_table) + local_suffix
         tables.append(
             _TABLE.format(
@@ -226,6 +243,10 @@ def rollup_statements(
                 ttl=ttl_clause,
             )
         )
+        if tier.parent is None:
+            source, where, select = traces_table, f"WHERE {LLM_ONLY}\n", raw_select(tier.start_expr)
+        else:
+            source, where, select = tier.parent.table(traces_table), "", _rollup_select(tier)
         views.append(
             _VIEW.format(
                 db=db,
@@ -233,22 +254,21 @@ def rollup_statements(
                 cluster=cluster,
                 target=quote_identifier(table),
                 select=select,
-                source=quote_identifier(source),
+                source=quote_identifier(validate_identifier(source, "table name") + local_suffix),
                 where=where,
                 key=key,
             )
         )
-        source, where, select = table, "", _rollup_select(HOUR.start_expr)
     return tables + views
 
 
-def _floor_hour(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+def _floor_day(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True)
 class BackfillResult:
-    """What :func:`backfill` recomputed: whole hours ``[start, end)`` and the LLM calls in them."""
+    """What :func:`backfill` recomputed: whole days ``[start, end)`` and the LLM calls in them."""
 
     start: datetime
     end: datetime
@@ -264,18 +284,21 @@ def backfill(
     until: datetime | None = None,
     chunk: timedelta = timedelta(days=1),
 ) -> BackfillResult:
-    """Recompute the rollups of ``[since, until)`` from the raw table, whole hours, a day at a time.
+    """Recompute the rollups of the whole UTC days covering ``[since, until)``, a day at a time.
 
-    ``since`` is rounded down and ``until`` (default: now) down to the hour, so the current hour,
-    which the views are still filling, is never touched. For each chunk the rollup rows are
-    deleted first (``ALTER TABLE ... DELETE``, synchronous) and aggregated again from the raw rows
-    into the minute table, whose view refills the hour table. Running it twice therefore doubles
-    nothing. Spans inserted with a start inside the chunk while it is recomputed may be counted
-    twice; run it for the past (the default ``until`` keeps it off the live hour)."""
+    Days are the grain of the coarsest tier: ``since`` is rounded down, ``until`` (default: now)
+    up to a day boundary. For each day the rollup rows of every tier are deleted first
+    (``ALTER TABLE ... DELETE``, synchronous), then the raw rows of that day are aggregated again
+    into the minute tier, whose views refill the coarser ones. Running it twice therefore
+    doubles nothing. The one race: a span inserted while its own day is being recomputed (in
+    practice, today's day, for the seconds it takes) may be counted twice; pass an ``until`` at
+    midnight to leave the live day to the views."""
     if since.tzinfo is None or (until is not None and until.tzinfo is None):
         raise ValueError("pass timezone-aware datetimes (UTC)")
-    start = _floor_hour(since)
-    end = _floor_hour(until if until is not None else datetime.now(timezone.utc))
+    until = until if until is not None else datetime.now(timezone.utc)
+    start, end = _floor_day(since), _floor_day(until)
+    if end < until:
+        end += timedelta(days=1)
     if start >= end:
         return BackfillResult(start, end, 0)
     db = quote_identifier(database, "database name")

@@ -230,6 +230,6 @@ def schema_statements(
     distributed = [
         _distributed(db, traces_table, cluster, on_cluster, "cityHash64(TraceId)"),
         _distributed(db, lookup, cluster, on_cluster, "cityHash64(TraceId)"),
-        *(_distributed(db, t.table(traces_table), cluster, on_cluster, "rand()") for t in reversed(_rollup.TIERS)),
+        *(_distributed(db, t.table(traces_table), cluster, on_cluster, "rand()") for t in _rollup.FEED_ORDER),
     ]
     return statements + rollups + distributed
