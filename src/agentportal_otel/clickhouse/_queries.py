@@ -323,7 +323,7 @@ def usage(
             team_scope,
             params,
             raw_measures=[f"{rollup.MEASURE_COLUMNS[c][1]} AS {n}" for n, c in _ROLLUP_MEASURES.items()],
-            rollup_measures=[f"{rollup.MEASURE_COLUMNS[c][2]} AS {n}" for n, c in _ROLLUP_MEASURES.items()],
+            rollup_measures=[f"{c} AS {n}" for n, c in _ROLLUP_MEASURES.items()],
         )
         if union is None:
             return []
@@ -456,7 +456,8 @@ def _union(
     rollup_dims: Sequence[tuple[str, str]] = (),
     errors_only: bool = False,
 ) -> str | None:
-    """``UNION ALL`` of partial aggregates: whole grains from the rollups, edges from raw rows."""
+    """``UNION ALL`` of partial aggregates: rollup rows of whole grains, and raw rows of the
+    edges aggregated into the same states; the caller's query merges them."""
     pieces = rollup.cover(_ns(start), _ns(end), [t.grain_seconds for t in tiers])
     if not pieces:
         return None
@@ -492,7 +493,11 @@ def _union(
             columns = [f"{_ROLLUP_BUCKETS[bucket] if bucket else 'NULL'} AS bucket"]
             columns += [f"{expr} AS {alias}" for alias, expr in rollup_dims] + list(rollup_measures)
             source = target.rollup(tiers[level])
-        selects.append(f"SELECT {', '.join(columns)} FROM {source} WHERE {' AND '.join(where)}{group}")
+        # Rollup rows pass through as they are (states, partial sums): the outer query merges
+        # them once; re-aggregating them here first would merge every t-digest twice.
+        selects.append(
+            f"SELECT {', '.join(columns)} FROM {source} WHERE {' AND '.join(where)}{group if level is None else ''}"
+        )
     return " UNION ALL ".join(selects)
 
 
@@ -749,7 +754,7 @@ def error_breakdown(
             team_scope,
             params,
             raw_measures=["count() AS calls", "max(Timestamp) AS last_seen"],
-            rollup_measures=["sum(Calls) AS calls", "max(LastSeen) AS last_seen"],
+            rollup_measures=["Calls AS calls", "LastSeen AS last_seen"],
             raw_dims=[("error_type", _labelled(names.ERROR_TYPE)), ("model", _labelled(names.REQUEST_MODEL))],
             rollup_dims=[("error_type", "ErrorType"), ("model", "RequestModel")],
             errors_only=True,
