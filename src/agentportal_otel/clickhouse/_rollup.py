@@ -198,10 +198,10 @@ FROM {db}.{source}
 {where}GROUP BY Start, {key}"""
 
 
-def raw_select(start_expr: str = MINUTE.start_expr) -> str:
-    """Select list aggregating raw rows into rollup rows (``GROUP BY Start, <key>``)."""
-    items = [f"{start_expr} AS Start"]
-    items += [f"{expr} AS {name}" for name, (_, expr) in KEY_COLUMNS.items()]
+def raw_select(tier: Tier) -> str:
+    """Select list aggregating raw rows into rows of ``tier`` (``GROUP BY Start, <key>``)."""
+    items = [f"{tier.start_expr} AS Start"]
+    items += [f"{KEY_COLUMNS[name][1]} AS {name}" for name in tier.key]
     items += [f"{expr} AS {name}" for name, (_, expr, _) in MEASURE_COLUMNS.items()]
     return ",\n    ".join(items)
 
@@ -244,7 +244,7 @@ def rollup_statements(
             )
         )
         if tier.parent is None:
-            source, where, select = traces_table, f"WHERE {LLM_ONLY}\n", raw_select(tier.start_expr)
+            source, where, select = traces_table, f"WHERE {LLM_ONLY}\n", raw_select(tier)
         else:
             source, where, select = tier.parent.table(traces_table), "", _rollup_select(tier)
         views.append(
@@ -318,7 +318,7 @@ def backfill(
                 params,
             )
         backend.command(
-            f"INSERT INTO {minute} ({columns}) SELECT {raw_select()} FROM {raw}"
+            f"INSERT INTO {minute} ({columns}) SELECT {raw_select(MINUTE)} FROM {raw}"
             f" WHERE {LLM_ONLY} AND Timestamp >= toDateTime64({{lo:UInt32}}, 9, 'UTC')"
             " AND Timestamp < toDateTime64({hi:UInt32}, 9, 'UTC')"
             f" GROUP BY Start, {', '.join(KEY_COLUMNS)}",
