@@ -15,6 +15,7 @@ rollup's size: rows are (grain x active key combinations), not spans. ::
 
     python bench/bench_clickhouse_usage.py                               # 1M and 10M spans
     python bench/bench_clickhouse_usage.py --spans 200000 --repeat 3     # quick
+    python bench/bench_clickhouse_usage.py --dir D --reuse --optimize --insert-spans 0   # again, merged
 """
 
 from __future__ import annotations
@@ -240,6 +241,10 @@ def main() -> None:
     parser.add_argument("--exporter-spans", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--dir", help="chDB directory (default: a fresh temporary one)")
+    parser.add_argument("--reuse", action="store_true", help="keep databases --dir already holds (no reload)")
+    parser.add_argument(
+        "--optimize", action="store_true", help="OPTIMIZE ... FINAL the rollups first (merged parts, steady state)"
+    )
     args = parser.parse_args()
     sizes = sorted(int(size) for size in args.spans.split(","))
     directory = args.dir or tempfile.mkdtemp(prefix="agentportal-bench-")
@@ -249,9 +254,15 @@ def main() -> None:
     results = {}
     for spans in sizes:
         db = f"bench_{spans}"
-        create(backend, db)
-        elapsed = load(backend, db, spans)
-        print(f"loaded {spans:,} spans in {elapsed:.1f} s ({spans / elapsed:,.0f} spans/s, views included)")
+        if not (args.reuse and backend.query("EXISTS TABLE {db:Identifier}.otel_traces", {"db": db})[0]["result"]):
+            create(backend, db)
+            elapsed = load(backend, db, spans)
+            print(f"loaded {spans:,} spans in {elapsed:.1f} s ({spans / elapsed:,.0f} spans/s, views included)")
+        if args.optimize:
+            started = time.perf_counter()
+            for tier in TIERS:
+                backend.command(f"OPTIMIZE TABLE `{db}`.`{tier.table('otel_traces')}` FINAL")
+            print(f"merged the rollups of {spans:,} spans (OPTIMIZE FINAL) in {time.perf_counter() - started:.1f} s")
         results[spans] = questions(backend, db, spans, args.repeat)
     raw_only(backend, f"bench_{sizes[-1]}", args.repeat)
     if len(sizes) > 1:
