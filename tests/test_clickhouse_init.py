@@ -115,6 +115,8 @@ def test_init_script_on_clickhouse_gives_the_package_columns(chdb_session: Any) 
         "otel_traces_usage_1m_mv": "MaterializedView",
         "otel_traces_usage_1h": "AggregatingMergeTree",
         "otel_traces_usage_1h_mv": "MaterializedView",
+        "otel_traces_usage_team_1m": "AggregatingMergeTree",
+        "otel_traces_usage_team_1m_mv": "MaterializedView",
         "otel_traces_usage_team_1h": "AggregatingMergeTree",
         "otel_traces_usage_team_1h_mv": "MaterializedView",
         "otel_traces_usage_team_1d": "AggregatingMergeTree",

@@ -31,7 +31,7 @@ def test_replicated_layout() -> None:
         assert f"AS `otel`.`{name}_local`" in distributed
         assert f"ENGINE = Distributed(`agentportal`, `otel`, `{name}_local`, " in distributed
     views = [s for s in REPLICATED if s.startswith("CREATE MATERIALIZED VIEW")]
-    assert len(views) == 5 and all("_local`\n" in v.split("AS SELECT")[0] for v in views)
+    assert len(views) == 6 and all("_local`\n" in v.split("AS SELECT")[0] for v in views)
     assert all("FROM `otel`.`otel_traces`\n" not in v for v in views)  # views read the shard's rows
     with pytest.raises(ValueError, match="cluster"):
         schema_statements(replicated=True)

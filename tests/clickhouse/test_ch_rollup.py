@@ -365,7 +365,7 @@ def test_questions_read_the_smallest_tier_that_holds_their_key(loaded: Any) -> N
         tiers = q._tiers(backend, q.Target(DB), "auto", bucket, start, end, columns)
         return [t.suffix for t in tiers or ()]
 
-    assert pick({"TeamId", "RequestModel"}) == ["usage_team_1d", "usage_team_1h", "usage_1m"]
-    assert pick({"TeamId"}, "hour") == ["usage_team_1h", "usage_1m"]
+    assert pick({"TeamId", "RequestModel"}) == ["usage_team_1d", "usage_team_1h", "usage_team_1m"]
+    assert pick({"TeamId"}, "hour") == ["usage_team_1h", "usage_team_1m"]
     assert pick({"UserId", "Project"}) == ["usage_1h", "usage_1m"]
-    assert pick(set(), "day") == ["usage_team_1d", "usage_team_1h", "usage_1m"]
+    assert pick(set(), "day") == ["usage_team_1d", "usage_team_1h", "usage_team_1m"]

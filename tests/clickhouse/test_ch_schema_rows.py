@@ -88,6 +88,8 @@ def test_ddl_runs_on_chdb_and_matches_insert_columns(backend: Any, fresh_db: str
         "otel_traces_usage_1m_mv": "MaterializedView",
         "otel_traces_usage_1h": "AggregatingMergeTree",
         "otel_traces_usage_1h_mv": "MaterializedView",
+        "otel_traces_usage_team_1m": "AggregatingMergeTree",
+        "otel_traces_usage_team_1m_mv": "MaterializedView",
         "otel_traces_usage_team_1h": "AggregatingMergeTree",
         "otel_traces_usage_team_1h_mv": "MaterializedView",
         "otel_traces_usage_team_1d": "AggregatingMergeTree",

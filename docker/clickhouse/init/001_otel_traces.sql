@@ -132,6 +132,35 @@ ORDER BY (Start, TeamId, TeamAlias, Project, RequestModel, Provider, Operation, 
 TTL Start + toIntervalDay(400)
 SETTINGS index_granularity = 8192, allow_nullable_key = 1, ttl_only_drop_parts = 1;
 
+CREATE TABLE IF NOT EXISTS `otel`.`otel_traces_usage_team_1m`
+(
+    Start DateTime('UTC') CODEC(Delta, ZSTD(1)),
+    TeamId LowCardinality(Nullable(String)),
+    TeamAlias LowCardinality(Nullable(String)),
+    Project LowCardinality(Nullable(String)),
+    RequestModel LowCardinality(Nullable(String)),
+    Provider LowCardinality(Nullable(String)),
+    Operation LowCardinality(String),
+    ErrorType LowCardinality(Nullable(String)),
+    StatusCode LowCardinality(String),
+    Calls SimpleAggregateFunction(sum, UInt64),
+    Errors SimpleAggregateFunction(sum, UInt64),
+    InputTokens SimpleAggregateFunction(sum, UInt64),
+    OutputTokens SimpleAggregateFunction(sum, UInt64),
+    CacheReadTokens SimpleAggregateFunction(sum, UInt64),
+    ReasoningTokens SimpleAggregateFunction(sum, UInt64),
+    CostUsd SimpleAggregateFunction(sum, Float64),
+    Streams SimpleAggregateFunction(sum, UInt64),
+    LastSeen SimpleAggregateFunction(max, DateTime64(9)),
+    DurationQuantiles AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
+    TtfcQuantiles AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), Float64)
+)
+ENGINE = AggregatingMergeTree()
+PARTITION BY toYYYYMM(Start)
+ORDER BY (Start, TeamId, TeamAlias, Project, RequestModel, Provider, Operation, ErrorType, StatusCode)
+TTL Start + toIntervalDay(400)
+SETTINGS index_granularity = 8192, allow_nullable_key = 1, ttl_only_drop_parts = 1;
+
 CREATE TABLE IF NOT EXISTS `otel`.`otel_traces_usage_team_1h`
 (
     Start DateTime('UTC') CODEC(Delta, ZSTD(1)),
@@ -247,6 +276,33 @@ AS SELECT
 FROM `otel`.`otel_traces_usage_1m`
 GROUP BY Start, TeamId, TeamAlias, Project, RequestModel, Provider, Operation, KeyAlias, UserId, ErrorType, StatusCode;
 
+CREATE MATERIALIZED VIEW IF NOT EXISTS `otel`.`otel_traces_usage_team_1m_mv`
+TO `otel`.`otel_traces_usage_team_1m`
+AS SELECT
+    toStartOfMinute(toDateTime(Timestamp, 'UTC')) AS Start,
+    if(mapContains(SpanAttributes, 'agentportal.team.id'), SpanAttributes['agentportal.team.id'], NULL) AS TeamId,
+    if(mapContains(SpanAttributes, 'agentportal.team.alias'), SpanAttributes['agentportal.team.alias'], NULL) AS TeamAlias,
+    if(mapContains(SpanAttributes, 'agentportal.project'), SpanAttributes['agentportal.project'], NULL) AS Project,
+    if(mapContains(SpanAttributes, 'gen_ai.request.model'), SpanAttributes['gen_ai.request.model'], NULL) AS RequestModel,
+    if(mapContains(SpanAttributes, 'gen_ai.provider.name'), SpanAttributes['gen_ai.provider.name'], NULL) AS Provider,
+    SpanAttributes['gen_ai.operation.name'] AS Operation,
+    if(mapContains(SpanAttributes, 'error.type'), SpanAttributes['error.type'], NULL) AS ErrorType,
+    StatusCode AS StatusCode,
+    count() AS Calls,
+    countIf(StatusCode = 'Error') AS Errors,
+    sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens'])) AS InputTokens,
+    sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens'])) AS OutputTokens,
+    sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_read.input_tokens'])) AS CacheReadTokens,
+    sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.reasoning.output_tokens'])) AS ReasoningTokens,
+    sum(toFloat64OrZero(SpanAttributes['agentportal.cost.usd'])) AS CostUsd,
+    countIf(isNotNull(toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']))) AS Streams,
+    max(Timestamp) AS LastSeen,
+    quantilesTDigestState(0.5, 0.95, 0.99)(Duration) AS DurationQuantiles,
+    quantilesTDigestStateIf(0.5, 0.95, 0.99)(toFloat64OrZero(SpanAttributes['gen_ai.response.time_to_first_chunk']), isNotNull(toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']))) AS TtfcQuantiles
+FROM `otel`.`otel_traces`
+WHERE mapContains(SpanAttributes, 'gen_ai.operation.name')
+GROUP BY Start, TeamId, TeamAlias, Project, RequestModel, Provider, Operation, ErrorType, StatusCode;
+
 CREATE MATERIALIZED VIEW IF NOT EXISTS `otel`.`otel_traces_usage_team_1h_mv`
 TO `otel`.`otel_traces_usage_team_1h`
 AS SELECT
@@ -270,7 +326,7 @@ AS SELECT
     max(LastSeen) AS LastSeen,
     quantilesTDigestMergeState(0.5, 0.95, 0.99)(DurationQuantiles) AS DurationQuantiles,
     quantilesTDigestMergeState(0.5, 0.95, 0.99)(TtfcQuantiles) AS TtfcQuantiles
-FROM `otel`.`otel_traces_usage_1m`
+FROM `otel`.`otel_traces_usage_team_1m`
 GROUP BY Start, TeamId, TeamAlias, Project, RequestModel, Provider, Operation, ErrorType, StatusCode;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS `otel`.`otel_traces_usage_team_1d_mv`

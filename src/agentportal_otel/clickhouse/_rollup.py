@@ -1,6 +1,6 @@
 """Usage rollups of ``otel_traces``: per-minute and per-hour aggregates fed by materialized views.
 
-Four ``AggregatingMergeTree`` tables (tiers), named after the traces table:
+Five ``AggregatingMergeTree`` tables (tiers), named after the traces table:
 
 * ``<traces>_usage_1m``: one row per minute and key, filled by ``<traces>_usage_1m_mv`` on every
   INSERT into ``<traces>``, whoever inserts (the collector's exporter or
@@ -9,10 +9,11 @@ Four ``AggregatingMergeTree`` tables (tiers), named after the traces table:
   provider, operation, key alias, user, ``error.type`` and ``StatusCode``.
 * ``<traces>_usage_1h``: the same key per hour, filled by its view from the blocks the minute
   view writes (an insert into the raw table is parsed once, not once per tier).
-* ``<traces>_usage_team_1h`` and ``<traces>_usage_team_1d``: per hour and per day, without key
-  alias and user. Their size follows teams, projects and models, not users or spans, so the
-  common dashboard questions (by team, project, model, errors, time series) read a few
-  thousand rows at any traffic; questions about keys or users read ``usage_1h``.
+* ``<traces>_usage_team_1m``, ``_team_1h`` and ``_team_1d``: per minute (fed from the raw
+  table), hour and day (each fed from the finer one), without key alias and user. Their size
+  follows teams, projects and models, not users or spans, so the common dashboard questions
+  (by team, project, model, errors, time series) read a few thousand rows at any traffic,
+  edges included; questions about keys or users read ``usage_1h`` and ``usage_1m``.
 
 Key columns are ``Nullable``: ``NULL`` is a missing
 attribute, ``''`` a present but empty one, exactly the distinction the raw queries make with
@@ -117,14 +118,15 @@ class Tier:
 
 MINUTE: Final = Tier("usage_1m", 60, tuple(KEY_COLUMNS), None, "toStartOfMinute(toDateTime(Timestamp, 'UTC'))")
 HOUR: Final = Tier("usage_1h", 3600, tuple(KEY_COLUMNS), MINUTE, "toStartOfHour(Start, 'UTC')")
-TEAM_HOUR: Final = Tier("usage_team_1h", 3600, _TEAM_KEY, MINUTE, "toStartOfHour(Start, 'UTC')")
+TEAM_MINUTE: Final = Tier("usage_team_1m", 60, _TEAM_KEY, None, MINUTE.start_expr)
+TEAM_HOUR: Final = Tier("usage_team_1h", 3600, _TEAM_KEY, TEAM_MINUTE, "toStartOfHour(Start, 'UTC')")
 TEAM_DAY: Final = Tier("usage_team_1d", 86400, _TEAM_KEY, TEAM_HOUR, "toStartOfDay(Start, 'UTC')")
-TIERS: Final = (TEAM_DAY, TEAM_HOUR, HOUR, MINUTE)
+TIERS: Final = (TEAM_DAY, TEAM_HOUR, HOUR, TEAM_MINUTE, MINUTE)
 """Coarsest and smallest first. A question reads, per grain, the first tier whose key holds its
 dimensions and filters, coarse grains in the middle of the window and finer ones at its edges.
 The ``team`` tiers leave out key alias and user: their size follows teams, projects and models,
 not users, so most dashboard questions read a few thousand rows whatever the traffic."""
-FEED_ORDER: Final = (MINUTE, HOUR, TEAM_HOUR, TEAM_DAY)
+FEED_ORDER: Final = (MINUTE, HOUR, TEAM_MINUTE, TEAM_HOUR, TEAM_DAY)
 """Creation order: a view's source table exists before the view."""
 
 
@@ -289,7 +291,7 @@ def backfill(
     Days are the grain of the coarsest tier: ``since`` is rounded down, ``until`` (default: now)
     up to a day boundary. For each day the rollup rows of every tier are deleted first
     (``ALTER TABLE ... DELETE``, synchronous), then the raw rows of that day are aggregated again
-    into the minute tier, whose views refill the coarser ones. Running it twice therefore
+    into the minute tiers, whose views refill the coarser ones. Running it twice therefore
     doubles nothing. The one race: a span inserted while its own day is being recomputed (in
     practice, today's day, for the seconds it takes) may be counted twice; pass an ``until`` at
     midnight to leave the live day to the views."""
@@ -304,7 +306,6 @@ def backfill(
     db = quote_identifier(database, "database name")
     raw = f"{db}.{quote_identifier(traces_table, 'table name')}"
     minute = f"{db}.{quote_identifier(MINUTE.table(traces_table))}"
-    columns = ", ".join(["Start", *KEY_COLUMNS, *MEASURE_COLUMNS])
     calls = 0
     lo = start
     while lo < end:
@@ -317,13 +318,17 @@ def backfill(
                 " SETTINGS mutations_sync = 2",
                 params,
             )
-        backend.command(
-            f"INSERT INTO {minute} ({columns}) SELECT {raw_select(MINUTE)} FROM {raw}"
-            f" WHERE {LLM_ONLY} AND Timestamp >= toDateTime64({{lo:UInt32}}, 9, 'UTC')"
-            " AND Timestamp < toDateTime64({hi:UInt32}, 9, 'UTC')"
-            f" GROUP BY Start, {', '.join(KEY_COLUMNS)}",
-            params,
-        )
+        for tier in FEED_ORDER:
+            if tier.parent is None:  # the others refill from these through their views
+                backend.command(
+                    f"INSERT INTO {db}.{quote_identifier(tier.table(traces_table))}"
+                    f" ({', '.join(['Start', *tier.key, *MEASURE_COLUMNS])})"
+                    f" SELECT {raw_select(tier)} FROM {raw}"
+                    f" WHERE {LLM_ONLY} AND Timestamp >= toDateTime64({{lo:UInt32}}, 9, 'UTC')"
+                    " AND Timestamp < toDateTime64({hi:UInt32}, 9, 'UTC')"
+                    f" GROUP BY Start, {', '.join(tier.key)}",
+                    params,
+                )
         rows = backend.query(
             f"SELECT sum(Calls) AS n FROM {minute}"
             " WHERE Start >= toDateTime({lo:UInt32}, 'UTC') AND Start < toDateTime({hi:UInt32}, 'UTC')",
