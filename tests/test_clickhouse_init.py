@@ -122,6 +122,16 @@ def test_init_script_on_clickhouse_gives_the_package_columns(chdb_session: Any) 
         "otel_traces": "MergeTree",
         "otel_traces_trace_id_ts": "MergeTree",
         "otel_traces_trace_id_ts_mv": "MaterializedView",
+        "otel_traces_usage_1m": "AggregatingMergeTree",
+        "otel_traces_usage_1m_mv": "MaterializedView",
+        "otel_traces_usage_1h": "AggregatingMergeTree",
+        "otel_traces_usage_1h_mv": "MaterializedView",
+        "otel_traces_usage_team_1m": "AggregatingMergeTree",
+        "otel_traces_usage_team_1m_mv": "MaterializedView",
+        "otel_traces_usage_team_1h": "AggregatingMergeTree",
+        "otel_traces_usage_team_1h_mv": "MaterializedView",
+        "otel_traces_usage_team_1d": "AggregatingMergeTree",
+        "otel_traces_usage_team_1d_mv": "MaterializedView",
     }
     lookup = _rows(
         chdb_session,
@@ -150,6 +160,22 @@ def test_exporter_style_insert_lands_and_feeds_the_trace_id_lookup(chdb_session:
         ["search-portal", 1500000]
     ]
     assert _rows(chdb_session, "SELECT TraceId FROM otel.otel_traces_trace_id_ts") == [["aa11"]]
+    # An LLM span (it carries gen_ai.operation.name) feeds both usage rollups through their views.
+    chdb_session.query(
+        f"INSERT INTO otel.otel_traces ({cols}) VALUES ("
+        "now64(9), 'aa12', 'bb23', '', '', 'chat mock-chat', 'Client', 'litellm-proxy', map(), '', '', "
+        "map('gen_ai.operation.name', 'chat', 'gen_ai.usage.input_tokens', '12', 'agentportal.team.id', 't1'), "
+        "2500000, 'Error', '', [], [], [], [], [], [], [])"
+    )
+    for table in (
+        "otel_traces_usage_1m",
+        "otel_traces_usage_1h",
+        "otel_traces_usage_team_1h",
+        "otel_traces_usage_team_1d",
+    ):
+        assert _rows(
+            chdb_session, f"SELECT TeamId, sum(Calls), sum(Errors), sum(InputTokens) FROM otel.{table} GROUP BY TeamId"
+        ) == [["t1", 1, 1, 12]]
 
 
 def test_renderer_options_are_passed_to_the_schema(tmp_path: Path) -> None:
@@ -159,6 +185,9 @@ def test_renderer_options_are_passed_to_the_schema(tmp_path: Path) -> None:
     text = out.read_text()
     assert "CREATE DATABASE IF NOT EXISTS `obs`;" in text
     assert "toIntervalDay(7)" in text
+    assert "Start + toIntervalDay(90)" not in text
+    assert render_init.main(["--rollup-ttl-days", "90", "--output", str(out)]) == 0
+    assert "TTL Start + toIntervalDay(90)" in out.read_text()
     assert render_init.main(["--database", "obs", "--output", str(out), "--check"]) == 1
 
 

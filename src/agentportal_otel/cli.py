@@ -5,6 +5,10 @@
     agentportal-otel usage --since 7d --by team,model --bucket day
     agentportal-otel calls --team search --status error --limit 20 --format json
     agentportal-otel trace 4bf92f3577b34da6a3ce929d0e0e4736
+    agentportal-otel usage --since 30d --by team --source raw   # force the raw table (default auto)
+    agentportal-otel schema --apply                 # create what is missing (e.g. the usage rollups)
+    agentportal-otel schema --cluster prod --replicated   # print the DDL for a sharded cluster
+    agentportal-otel rollup backfill --since 30d    # fill the rollups from older raw spans
     agentportal-otel doctor --timeout 20
     agentportal-otel demo --requests 60   # local proxy + sample traffic, no Docker
     agentportal-otel serve --url chdb://.agentportal-demo/chdb --no-auth   # the monitoring page
@@ -80,14 +84,31 @@ def _parser() -> argparse.ArgumentParser:
     usage = sub.add_parser("usage", parents=[common, window], help="calls, tokens, cost, latency")
     usage.add_argument("--by", default="", help=f"comma list of {','.join(q.DIMENSIONS)}")
     usage.add_argument("--bucket", choices=("hour", "day"))
+    errors = sub.add_parser("errors", parents=[common, window], help="failed calls by error.type")
+    for reader in (usage, errors):
+        reader.add_argument(
+            "--source", choices=("auto", "rollup", "raw"), default="auto", help="usage rollups or raw spans"
+        )
     calls = sub.add_parser("calls", parents=[common, window], help="recent LLM calls, newest first")
     calls.add_argument("--limit", type=int, default=50)
     calls.add_argument("--offset", type=int, default=0)
-    sub.add_parser("errors", parents=[common, window], help="failed calls by error.type")
     trace = sub.add_parser("trace", parents=[common], help="every span of one trace")
     trace.add_argument("trace_id")
     doctor = sub.add_parser("doctor", parents=[common], help="check the export path end to end")
     doctor.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the probe")
+    schema = sub.add_parser("schema", parents=[common], help="print the DDL, or run it with --apply")
+    schema.add_argument("--apply", action="store_true", help="run it on --url (adds what is missing)")
+    schema.add_argument("--cluster", help="add ON CLUSTER NAME to every statement")
+    schema.add_argument("--replicated", action="store_true", help="Replicated* local tables + Distributed")
+    schema.add_argument("--ttl-days", type=int, default=30, help="raw spans TTL (0: none)")
+    schema.add_argument("--rollup-ttl-days", type=int, default=400, help="usage rollups TTL (0: none)")
+    rollup = sub.add_parser("rollup", help="maintain the usage rollups")
+    rollup_sub = rollup.add_subparsers(dest="rollup_command", required=True)
+    backfill = rollup_sub.add_parser(
+        "backfill", parents=[common], help="recompute the rollups from raw spans (idempotent, whole hours)"
+    )
+    backfill.add_argument("--since", type=_parse_since, default=timedelta(days=30), help="e.g. 30d")
+    backfill.add_argument("--until", type=_parse_time, help="ISO time (default: the start of this hour)")
     demo = sub.add_parser("demo", help="local proxy + sample traffic into chDB, then the usage tables")
     _demo.add_arguments(demo)
     serve = sub.add_parser("serve", parents=[connection], help="the monitoring API and page (needs the monitor extra)")
@@ -201,14 +222,65 @@ def _run_query(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO
             window: dict[str, Any] = {"start": start, "end": end, "filters": _filters(args), "target": target}
             if args.command == "usage":
                 by = [d.strip() for d in args.by.split(",") if d.strip()]
-                rows = q.usage(backend, group_by=by, bucket=args.bucket, **window)
+                rows = q.usage(backend, group_by=by, bucket=args.bucket, source=args.source, **window)
             elif args.command == "calls":
                 rows = q.recent_calls(backend, limit=args.limit, offset=args.offset, **window)
             else:
-                rows = q.error_breakdown(backend, **window)
+                rows = q.error_breakdown(backend, source=args.source, **window)
         _render(_records(rows), args.format, out)
     finally:
         backend.close()
+    return 0
+
+
+def _run_schema(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
+    from agentportal_otel.clickhouse import connect, schema_statements
+
+    url = None if not args.apply else _connection(args, environ)[0]
+    database = (
+        args.database
+        or _env_first(environ, _env.CLICKHOUSE_DATABASE, _env.AGENTPORTAL_OTEL_CLICKHOUSE_DATABASE)
+        or (_target(args, environ, url).database if url else _env.DEFAULT_DATABASE)
+    )
+    statements = schema_statements(
+        database,
+        args.table,
+        ttl_days=args.ttl_days,
+        cluster=args.cluster,
+        replicated=args.replicated,
+        rollup_ttl_days=args.rollup_ttl_days,
+    )
+    if not args.apply:
+        out.write(";\n\n".join(statements) + ";\n")
+        return 0
+    url, user, password = _connection(args, environ)
+    backend = connect(url, user, password, variable="--url")
+    try:
+        for statement in statements:
+            backend.command(statement)
+    finally:
+        backend.close()
+    out.write(
+        f"applied {len(statements)} statements to {database} (all IF NOT EXISTS: existing tables are untouched);"
+        " if the traces table already held spans, run `agentportal-otel rollup backfill --since 30d`\n"
+    )
+    return 0
+
+
+def _run_backfill(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
+    from agentportal_otel.clickhouse import _rollup, connect
+
+    url, user, password = _connection(args, environ)
+    target = _target(args, environ, url)
+    until = args.until or datetime.now(timezone.utc)
+    backend = connect(url, user, password, variable="--url")
+    try:
+        result = _rollup.backfill(
+            backend, database=target.database, traces_table=target.table, since=until - args.since, until=until
+        )
+    finally:
+        backend.close()
+    _render(_records([result]), args.format, out)
     return 0
 
 
@@ -295,6 +367,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         if args.command == "doctor":
             return _run_doctor(args, env, out)
+        if args.command == "schema":
+            return _run_schema(args, env, out)
+        if args.command == "rollup":
+            return _run_backfill(args, env, out)
         return _run_query(args, env, out)
     except (UsageError, ValueError) as exc:
         print(f"agentportal-otel: error: {_scrub(str(exc), secrets)}", file=sys.stderr)

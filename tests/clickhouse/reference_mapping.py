@@ -5,6 +5,12 @@ OTLP protobuf (what the collector receives), stringifies ``AnyValue`` like pdata
 ``Value.AsString()`` (``strconv.FormatBool``, ``FormatInt(v, 10)``, ``float64AsString``,
 ``encoding/json`` for arrays and kvlists, base64 for bytes), and names kinds and status codes
 like ``ptrace.SpanKind.String()`` / ``ptrace.StatusCode.String()``.
+
+Pinned to opentelemetry-collector-contrib 0.153.0 (``docker/compose.yaml``) and the pdata it
+builds with: non-finite doubles are ``NaN``/``Infinity``/``-Infinity`` (0.151), array and map JSON
+is written without HTML escaping (0.152; U+2028/U+2029 stay escaped), map columns get their keys
+sorted, and ``Duration`` is ``uint64(end - start)``, wrapping around when a span ends before it
+starts.
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ GO_STATUS = {0: "Unset", 1: "Ok", 2: "Error"}
 def go_float(f: float) -> str:
     """float64AsString: strconv 'f' or 'e' with shortest digits, ES6 cutoffs, e-0X -> e-X."""
     if math.isnan(f):
-        return "json: unsupported value: NaN"
+        return "NaN"
     if math.isinf(f):
-        return "json: unsupported value: " + ("+Inf" if f > 0 else "-Inf")
+        return "Infinity" if f > 0 else "-Infinity"
     text = repr(f)  # shortest round-trip digits, like strconv precision -1
     sign = "-" if text.startswith("-") else ""
     text = text.lstrip("-")
@@ -71,7 +77,7 @@ def _go_json_str(s: str) -> str:
             out.append("\\b")
         elif ch == "\f":
             out.append("\\f")
-        elif o < 0x20 or ch in "<>&\u2028\u2029":
+        elif o < 0x20 or ch in "\u2028\u2029":
             out.append(f"\\u{o:04x}")
         else:
             out.append(ch)
@@ -129,7 +135,8 @@ def as_string(v: common_pb2.AnyValue) -> str:
 
 
 def attrs(kvs: Any) -> dict[str, str]:
-    return {kv.key: as_string(kv.value) for kv in kvs}
+    pairs = {kv.key: as_string(kv.value) for kv in kvs}
+    return {key: pairs[key] for key in sorted(pairs, key=lambda k: k.encode())}
 
 
 def ts(nanos: int) -> str:
@@ -158,7 +165,7 @@ def rows_from_request(req: trace_service_pb2.ExportTraceServiceRequest) -> list[
                         "ScopeName": ss.scope.name,
                         "ScopeVersion": ss.scope.version,
                         "SpanAttributes": attrs(sp.attributes),
-                        "Duration": sp.end_time_unix_nano - sp.start_time_unix_nano,
+                        "Duration": (sp.end_time_unix_nano - sp.start_time_unix_nano) % 2**64,
                         "StatusCode": GO_STATUS[sp.status.code],
                         "StatusMessage": sp.status.message,
                         "Events.Timestamp": [ts(e.time_unix_nano) for e in sp.events],

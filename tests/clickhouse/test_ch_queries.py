@@ -82,7 +82,7 @@ def test_usage_matches_python(loaded: Any, group_by: tuple[q.Dimension, ...], bu
     backend, spans = loaded
     start, end = BASE + timedelta(hours=5), BASE + timedelta(days=2, hours=3)
     target = q.Target(database="q_db")
-    rows = q.usage(backend, start=start, end=end, group_by=group_by, bucket=bucket, target=target)
+    rows = q.usage(backend, start=start, end=end, group_by=group_by, bucket=bucket, target=target, source="raw")
     groups: dict[Any, list[ReadableSpan]] = defaultdict(list)
     for span in spans:
         moment = datetime.fromtimestamp(span.start_time // 10**9, tz=timezone.utc)

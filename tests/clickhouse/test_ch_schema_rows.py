@@ -39,7 +39,9 @@ EXPORTER_INSERT_COLUMNS = [
         (-2.5e300, "-2.5e+300"),
         (0.0, "0"),
         (-0.0, "-0"),
-        (float("inf"), "json: unsupported value: +Inf"),
+        (float("inf"), "Infinity"),
+        (float("-inf"), "-Infinity"),
+        (float("nan"), "NaN"),
     ],
 )
 def test_go_float_formatting(value: float, expected: str) -> None:
@@ -82,6 +84,16 @@ def test_ddl_runs_on_chdb_and_matches_insert_columns(backend: Any, fresh_db: str
         "otel_traces": "MergeTree",
         "otel_traces_trace_id_ts": "MergeTree",
         "otel_traces_trace_id_ts_mv": "MaterializedView",
+        "otel_traces_usage_1m": "AggregatingMergeTree",
+        "otel_traces_usage_1m_mv": "MaterializedView",
+        "otel_traces_usage_1h": "AggregatingMergeTree",
+        "otel_traces_usage_1h_mv": "MaterializedView",
+        "otel_traces_usage_team_1m": "AggregatingMergeTree",
+        "otel_traces_usage_team_1m_mv": "MaterializedView",
+        "otel_traces_usage_team_1h": "AggregatingMergeTree",
+        "otel_traces_usage_team_1h_mv": "MaterializedView",
+        "otel_traces_usage_team_1d": "AggregatingMergeTree",
+        "otel_traces_usage_team_1d_mv": "MaterializedView",
     }
 
 
@@ -92,6 +104,7 @@ def build_spans() -> list[ReadableSpan]:
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("agentportal_otel", "0.1.0")
     attributes = {
+        "zz.inserted_first": "z",
         "gen_ai.operation.name": "chat",
         "gen_ai.request.model": "gpt-4o",
         "gen_ai.usage.input_tokens": 1234,
@@ -107,6 +120,11 @@ def build_spans() -> list[ReadableSpan]:
         "ints": [1, -2, 3],
         "floats": [0.5, 1e-7, 2.0],
         "bools": [True, False],
+        "f.nan": float("nan"),
+        "f.inf": float("inf"),
+        "f.ninf": float("-inf"),
+        "floats.nan": [1.0, float("nan")],
+        "separators": ["a\u2028b\u2029c", "<&>"],
         "agentportal.team.alias": "O'Reilly; DROP TABLE otel_traces; --",
     }
     with tracer.start_as_current_span("proxy request", kind=SpanKind.SERVER) as root:
@@ -140,7 +158,20 @@ def test_rows_equal_collector_mapping() -> None:
     assert attrs["f.int_like"] == "123" and attrs["f.tiny"] == "7.5e-7" and attrs["f.huge"] == "1e+21"
     assert attrs["b.true"] == "true" and attrs["ints"] == "[1,-2,3]"
     assert attrs["floats"] == "[0.5,1e-7,2]"
-    assert attrs["agentportal.tags"] == '["team:a","quote\\"\\u003c\\u0026\\u003e","ünï"]'
+    assert attrs["agentportal.tags"] == '["team:a","quote\\"<&>","ünï"]'
+    assert attrs["separators"] == '["a\\u2028b\\u2029c","<&>"]'
+    assert (attrs["f.nan"], attrs["f.inf"], attrs["f.ninf"], attrs["floats.nan"]) == (
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "",
+    )
+    for row in ours:  # map keys in the collector's (sorted) order, not insertion order
+        expected_row = by_id[row["SpanId"]]
+        for column in ("ResourceAttributes", "SpanAttributes"):
+            assert list(row[column]) == list(expected_row[column]) == sorted(row[column])
+        assert [list(a) for a in row["Events.Attributes"]] == [list(a) for a in expected_row["Events.Attributes"]]
+    assert list(attrs)[-1] == "zz.inserted_first"
     assert child["StatusCode"] == "Error" and child["StatusMessage"] == "RateLimitError: slow down"
     assert child["Events.Name"] == ["gen_ai.choice", "empty"]
     assert child["Events.Attributes"][0] == {"index": "0", "finish": "stop", "p": "0.25"}
@@ -169,3 +200,36 @@ def test_rows_round_trip_through_chdb(backend: Any, fresh_db: str) -> None:
         for column in EXPORTER_INSERT_COLUMNS:
             if column not in ("Timestamp", "Events.Timestamp"):
                 assert (int(row[column]) if column == "Duration" else row[column]) == ref[column], column
+
+
+def _one_span(end_offset: int) -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    span = provider.get_tracer("t").start_span("chat", attributes={"gen_ai.operation.name": "chat"}, start_time=10**18)
+    span.end(end_time=10**18 + end_offset)
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+@pytest.mark.parametrize(("offset", "duration"), [(-1, 2**64 - 1), (-(10**9), 2**64 - 10**9), (0, 0), (5, 5)])
+def test_span_ending_before_it_starts_wraps_like_the_collector(offset: int, duration: int) -> None:
+    spans = _one_span(offset)
+    (theirs,) = rows_from_request(encode_spans(spans))
+    assert span_to_row(spans[0])["Duration"] == theirs["Duration"] == duration
+
+
+@pytest.mark.slow
+def test_sorted_map_keys_and_wrapped_duration_on_chdb(backend: Any, fresh_db: str) -> None:
+    for statement in schema_statements(fresh_db, ttl_days=None, rollup_ttl_days=None):  # _one_span is in 2001
+        backend.command(statement)
+    rows = [span_to_row(s) for s in [*build_spans(), *_one_span(-1)]]
+    backend.insert_rows(fresh_db, "otel_traces", rows)  # the rollup views take the wrapped Duration too
+    stored = backend.query(
+        "SELECT SpanId, mapKeys(SpanAttributes) AS k, toString(Duration) AS d FROM {db:Identifier}.otel_traces",
+        {"db": fresh_db},
+    )
+    assert {r["SpanId"]: r["k"] for r in stored} == {r["SpanId"]: sorted(r["SpanAttributes"]) for r in rows}
+    assert str(2**64 - 1) in {r["d"] for r in stored}
+    calls = backend.query("SELECT sum(Calls) AS n FROM {db:Identifier}.otel_traces_usage_1m", {"db": fresh_db})
+    assert int(calls[0]["n"]) == 2

@@ -9,7 +9,23 @@ missing ones). Times are UTC.
 
 ``team_scope`` (a team id) is a security boundary, not a filter: every function that takes it
 adds ``agentportal.team.id = team_scope`` to its query, so a caller scoped to one team can never
-read another team's rows, whatever filters it passes. ::
+read another team's rows, whatever filters it passes.
+
+``source`` (:func:`usage`, :func:`error_breakdown`) picks the table. ``"raw"`` reads
+``otel_traces``. ``"rollup"`` reads the usage rollups of :mod:`._rollup` and raises
+``ValueError`` if they do not exist. ``"auto"`` (the default) reads the rollups whenever they exist
+and can answer, else the raw table: every dimension and filter of this module is a rollup key and
+both buckets are multiples of both grains, so with the rollups in place ``auto`` reads them.
+The rule at the edges: the window is never rounded. The day-aligned part of ``[start, end)``
+is read from a daily rollup (when the question's key fits it), the hour-aligned rest from an
+hourly one, the minute-aligned rest from the minute rollup, and the partial minutes at the two
+edges from raw rows, all in one query (``UNION ALL`` of partial aggregates
+and ``-State`` rows, merged with ``-Merge``). Calls, errors, tokens, cost, streams and
+``last_seen`` are therefore exactly the raw answer (cost up to float summation order); p50/p95/
+p99 and the time-to-first-chunk percentiles are t-digest estimates (rank error within
+:data:`~._rollup.QUANTILE_RANK_TOLERANCE`) where the raw table gives ``quantileExact``. The
+rollups hold what was inserted after their views were created plus what ``agentportal-otel rollup
+backfill`` recomputed; run it once after adding them to a database that already has spans. ::
 
     backend = connect("chdb:///var/lib/agentportal")
     rows = usage(backend, start=..., end=..., group_by=("team", "model"), bucket="day")
@@ -23,12 +39,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal
 
 from agentportal_otel.clickhouse import _names as names
+from agentportal_otel.clickhouse import _rollup as rollup
 from agentportal_otel.clickhouse._backend import Backend
 from agentportal_otel.clickhouse._schema import quote_identifier, trace_id_ts_table
 
 Dimension = Literal["team", "project", "model", "key_alias", "user"]
 Bucket = Literal["hour", "day"]
 Status = Literal["ok", "error"]
+Source = Literal["auto", "rollup", "raw"]
 
 DIMENSIONS: Final[Mapping[str, str]] = {
     "team": names.TEAM_ID,
@@ -62,6 +80,9 @@ class Target:
 
     def lookup(self) -> str:
         return f"{quote_identifier(self.database)}.{quote_identifier(trace_id_ts_table(self.table))}"
+
+    def rollup(self, tier: rollup.Tier) -> str:
+        return f"{quote_identifier(self.database)}.{quote_identifier(tier.table(self.table))}"
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,10 @@ class UsageRow:
     ttfc_p50_ms: float | None
     """Time to first chunk percentiles over ``streams``; ``None`` when the group has no stream."""
     ttfc_p95_ms: float | None
+    cache_read_tokens: int = 0
+    """Input tokens read from the provider's prompt cache (``gen_ai.usage.cache_read.input_tokens``)."""
+    reasoning_tokens: int = 0
+    """Output tokens spent on reasoning (``gen_ai.usage.reasoning.output_tokens``)."""
 
 
 @dataclass(frozen=True)
@@ -260,36 +285,220 @@ def usage(
     filters: Filters = Filters(),
     target: Target = Target(),
     team_scope: str | None = None,
+    source: Source = "auto",
 ) -> list[UsageRow]:
     """Calls, errors, tokens, cost, latency and time-to-first-chunk percentiles per group in
-    ``[start, end)``."""
+    ``[start, end)``; ``source`` picks the rollups or the raw table (see the module docstring)."""
     unknown = [d for d in group_by if d not in DIMENSIONS]
     if unknown or len(set(group_by)) != len(group_by):
         raise ValueError(f"group_by must be distinct names from {sorted(DIMENSIONS)}, got {list(group_by)}")
     _check_bucket(bucket)
+    tiers = _tiers(backend, target, source, bucket, start, end, _needed_columns(group_by, filters, team_scope))
     params: dict[str, Any] = {}
-    where = _where(start, end, filters, params, team_scope)
-    ttfc = f"toFloat64OrNull({_attr(names.TIME_TO_FIRST_CHUNK)})"
-    dims = [f"{_labelled(DIMENSIONS[d])} AS d_{d}" for d in group_by]
     keys = (["bucket"] if bucket else []) + [f"d_{d}" for d in group_by]
-    sql = (
-        f"SELECT {_BUCKETS[bucket] if bucket else 'NULL'} AS bucket, "
-        + "".join(f"{d}, " for d in dims)
-        + "count() AS calls, countIf(StatusCode = 'Error') AS errors, "
-        f"sum(toUInt64OrZero({_attr(names.INPUT_TOKENS)})) AS input_tokens, "
-        f"sum(toUInt64OrZero({_attr(names.OUTPUT_TOKENS)})) AS output_tokens, "
-        f"sum(toFloat64OrZero({_attr(names.COST_USD)})) AS cost_usd, "
-        "quantileExact(0.5)(Duration) / 1e6 AS p50_ms, quantileExact(0.95)(Duration) / 1e6 AS p95_ms, "
-        "quantileExact(0.99)(Duration) / 1e6 AS p99_ms, "
-        f"count({ttfc}) AS streams, "
-        f"quantileExact(0.5)({ttfc}) * 1e3 AS ttfc_p50_ms, quantileExact(0.95)({ttfc}) * 1e3 AS ttfc_p95_ms "
-        f"FROM {target.traces()} WHERE {where}"
-        + (f" GROUP BY {', '.join(keys)}" if keys else "")
-        + " ORDER BY "
-        + ", ".join((["bucket"] if bucket else []) + ["calls DESC"] + [f"d_{d}" for d in group_by])
-    )
+    order = " ORDER BY " + ", ".join((["bucket"] if bucket else []) + ["calls DESC"] + [f"d_{d}" for d in group_by])
+    group = f" GROUP BY {', '.join(keys)}" if keys else ""
+    if tiers is None:
+        where = _where(start, end, filters, params, team_scope)
+        ttfc = f"toFloat64OrNull({_attr(names.TIME_TO_FIRST_CHUNK)})"
+        dims = [f"{_labelled(DIMENSIONS[d])} AS d_{d}" for d in group_by]
+        sql = (
+            f"SELECT {_BUCKETS[bucket] if bucket else 'NULL'} AS bucket, "
+            + "".join(f"{d}, " for d in dims)
+            + "".join(f"{rollup.MEASURE_COLUMNS[column][1]} AS {name}, " for name, column in _SUMS.items())
+            + "quantileExact(0.5)(Duration) / 1e6 AS p50_ms, quantileExact(0.95)(Duration) / 1e6 AS p95_ms, "
+            "quantileExact(0.99)(Duration) / 1e6 AS p99_ms, "
+            f"quantileExact(0.5)({ttfc}) * 1e3 AS ttfc_p50_ms, quantileExact(0.95)({ttfc}) * 1e3 AS ttfc_p95_ms "
+            f"FROM {target.traces()} WHERE {where}{group}{order}"
+        )
+    else:
+        union = _union(
+            tiers,
+            start,
+            end,
+            target,
+            bucket,
+            group_by,
+            filters,
+            team_scope,
+            params,
+            raw_measures=[f"{rollup.MEASURE_COLUMNS[c][1]} AS {n}" for n, c in _ROLLUP_MEASURES.items()],
+            rollup_measures=[f"{c} AS {n}" for n, c in _ROLLUP_MEASURES.items()],
+        )
+        if union is None:
+            return []
+        merge = rollup.DIGEST_MERGE
+        sql = (
+            f"SELECT {'bucket' if bucket else 'NULL AS bucket'}, "
+            + "".join(f"d_{d}, " for d in group_by)
+            + "".join(f"sum({name}) AS {name}, " for name in _SUMS)
+            + f"{merge}(dq) AS dqv, {merge}(tq) AS tqv, dqv[1] / 1e6 AS p50_ms, dqv[2] / 1e6 AS p95_ms, "
+            "dqv[3] / 1e6 AS p99_ms, tqv[1] * 1e3 AS ttfc_p50_ms, tqv[2] * 1e3 AS ttfc_p95_ms "
+            f"FROM ({union}){group}{order}"
+        )
     rows = backend.query(sql, params)
     return [_usage_row(row, group_by) for row in rows if int(row["calls"]) > 0]
+
+
+_SUMS: Final[Mapping[str, str]] = {
+    "calls": "Calls",
+    "errors": "Errors",
+    "input_tokens": "InputTokens",
+    "output_tokens": "OutputTokens",
+    "cache_read_tokens": "CacheReadTokens",
+    "reasoning_tokens": "ReasoningTokens",
+    "cost_usd": "CostUsd",
+    "streams": "Streams",
+}
+"""Summed :class:`UsageRow` field -> rollup measure column (whose raw aggregate gives the field)."""
+_ROLLUP_MEASURES: Final[Mapping[str, str]] = {**_SUMS, "dq": "DurationQuantiles", "tq": "TtfcQuantiles"}
+_ROLLUP_BUCKETS: Final[Mapping[str, str]] = {
+    "hour": "toUnixTimestamp(toStartOfHour(Start, 'UTC'))",
+    "day": "toUnixTimestamp(toStartOfDay(Start, 'UTC'))",
+}
+_BUCKET_SECONDS: Final[Mapping[str, int]] = {"hour": 3600, "day": 86400}
+_MAX_DATETIME_NS: Final = (2**32 - 1) * 1_000_000_000
+
+
+def _needed_columns(group_by: Sequence[str], filters: Filters, team_scope: str | None) -> set[str]:
+    """Rollup key columns a question reads: its dimensions, filters and scope."""
+    columns = {rollup.DIMENSION_COLUMNS[d] for d in group_by}
+    columns |= {rollup.DIMENSION_COLUMNS[name] for name in DIMENSIONS if getattr(filters, name) is not None}
+    if filters.team is not None:
+        columns.add("TeamAlias")
+    if filters.status is not None:
+        columns.add("StatusCode")
+    if team_scope is not None:
+        columns.add("TeamId")
+    return columns
+
+
+def _tiers(
+    backend: Backend,
+    target: Target,
+    source: str,
+    bucket: str | None,
+    start: datetime,
+    end: datetime,
+    columns: set[str],
+) -> tuple[rollup.Tier, ...] | None:
+    """The rollup tiers that answer, coarsest first (one per grain), or ``None``: read raw rows.
+
+    A tier qualifies when its key holds every column the question reads and the bucket is a
+    multiple of its grain; per grain the first (smallest) qualifying tier is used. Every
+    dimension and filter of this module is in the minute tier, so with the rollups present
+    ``auto`` always reads them."""
+    if source not in ("auto", "rollup", "raw"):
+        raise ValueError(f"source must be 'auto', 'rollup' or 'raw', got {source!r}")
+    if source == "raw":
+        return None
+    width = _BUCKET_SECONDS[bucket] if bucket else None
+    chosen: dict[int, rollup.Tier] = {}
+    for tier in rollup.TIERS:
+        if (width is None or width % tier.grain_seconds == 0) and tier.has(columns):
+            chosen.setdefault(tier.grain_seconds, tier)
+    tiers = tuple(chosen.values())
+    names_ = [t.table(target.table) for t in tiers]
+    params: dict[str, Any] = {"db": target.database} | {f"t{i}": n for i, n in enumerate(names_)}
+    found = backend.query(
+        "SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name IN ("
+        + ", ".join(f"{{t{i}:String}}" for i in range(len(names_)))
+        + ")",
+        params,
+    )
+    missing = not tiers or not found or int(found[0]["n"]) < len(tiers)
+    out_of_range = _ns(start) < 0 or _ns(end) > _MAX_DATETIME_NS
+    if missing or out_of_range:
+        if source == "rollup":
+            why = "run `agentportal-otel schema --apply`" if missing else "the window is outside 1970..2106"
+            raise ValueError(f"the usage rollups of {target.traces()} cannot answer: {why}")
+        return None
+    return tiers
+
+
+def _rollup_filter_clauses(filters: Filters, params: dict[str, Any], team_scope: str | None) -> list[str]:
+    """:func:`_filter_clauses` on rollup rows (``NULL`` key = missing attribute, never equal)."""
+    clauses: list[str] = []
+    if team_scope is not None:
+        _scope_clause(team_scope, params)
+        clauses.append("TeamId = {scope_team:String}")
+    for name in ("project", "model", "key_alias", "user"):
+        value = getattr(filters, name)
+        if value is not None:
+            params[f"f_{name}"] = value
+            clauses.append(f"{rollup.DIMENSION_COLUMNS[name]} = {{f_{name}:String}}")
+    if filters.team is not None:
+        params["f_team"] = filters.team
+        clauses.append("(TeamId = {f_team:String} OR TeamAlias = {f_team:String})")
+    if filters.status == "error":
+        clauses.append("StatusCode = 'Error'")
+    elif filters.status == "ok":
+        clauses.append("StatusCode != 'Error'")
+    elif filters.status is not None:
+        raise ValueError(f"status must be 'ok' or 'error', got {filters.status!r}")
+    return clauses
+
+
+def _union(
+    tiers: Sequence[rollup.Tier],
+    start: datetime,
+    end: datetime,
+    target: Target,
+    bucket: str | None,
+    group_by: Sequence[str],
+    filters: Filters,
+    team_scope: str | None,
+    params: dict[str, Any],
+    *,
+    raw_measures: Sequence[str],
+    rollup_measures: Sequence[str],
+    raw_dims: Sequence[tuple[str, str]] = (),
+    rollup_dims: Sequence[tuple[str, str]] = (),
+    errors_only: bool = False,
+) -> str | None:
+    """``UNION ALL`` of partial aggregates: rollup rows of whole grains, and raw rows of the
+    edges aggregated into the same states; the caller's query merges them."""
+    pieces = rollup.cover(_ns(start), _ns(end), [t.grain_seconds for t in tiers])
+    if not pieces:
+        return None
+    raw_dims = [*raw_dims, *((f"d_{d}", _labelled(DIMENSIONS[d])) for d in group_by)]
+    rollup_dims = [*rollup_dims, *((f"d_{d}", rollup.DIMENSION_COLUMNS[d]) for d in group_by)]
+    keys = (["bucket"] if bucket else []) + [alias for alias, _ in raw_dims]
+    group = f" GROUP BY {', '.join(keys)}" if keys else ""
+    raw_where = [*_scope_clause(team_scope, params), *_filter_clauses(filters, params)]
+    rollup_where = _rollup_filter_clauses(filters, params, team_scope)
+    if errors_only:
+        raw_where.append("StatusCode = 'Error'")
+        rollup_where.append("StatusCode = 'Error'")
+    selects = []
+    for i, (level, lo, hi) in enumerate(pieces):
+        if level is None:
+            params[f"lo{i}"], params[f"hi{i}"] = lo, hi
+            where = [
+                rollup.LLM_ONLY,
+                f"Timestamp >= fromUnixTimestamp64Nano({{lo{i}:Int64}})",
+                f"Timestamp < fromUnixTimestamp64Nano({{hi{i}:Int64}})",
+                *raw_where,
+            ]
+            columns = [f"{_BUCKETS[bucket] if bucket else 'NULL'} AS bucket"]
+            columns += [f"{expr} AS {alias}" for alias, expr in raw_dims] + list(raw_measures)
+            source = target.traces()
+        else:
+            params[f"lo{i}"], params[f"hi{i}"] = lo // 1_000_000_000, hi // 1_000_000_000
+            where = [
+                f"Start >= toDateTime({{lo{i}:UInt32}}, 'UTC')",
+                f"Start < toDateTime({{hi{i}:UInt32}}, 'UTC')",
+                *rollup_where,
+            ]
+            columns = [f"{_ROLLUP_BUCKETS[bucket] if bucket else 'NULL'} AS bucket"]
+            columns += [f"{expr} AS {alias}" for alias, expr in rollup_dims] + list(rollup_measures)
+            source = target.rollup(tiers[level])
+        # Rollup rows pass through as they are (states, partial sums): the outer query merges
+        # them once; re-aggregating them here first would merge every t-digest twice.
+        selects.append(
+            f"SELECT {', '.join(columns)} FROM {source} WHERE {' AND '.join(where)}{group if level is None else ''}"
+        )
+    return " UNION ALL ".join(selects)
 
 
 def _usage_row(row: Mapping[str, Any], group_by: Sequence[str]) -> UsageRow:
@@ -309,6 +518,8 @@ def _usage_row(row: Mapping[str, Any], group_by: Sequence[str]) -> UsageRow:
         streams=streams,
         ttfc_p50_ms=float(row["ttfc_p50_ms"]) if streams else None,
         ttfc_p95_ms=float(row["ttfc_p95_ms"]) if streams else None,
+        cache_read_tokens=int(row["cache_read_tokens"]),
+        reasoning_tokens=int(row["reasoning_tokens"]),
     )
 
 
@@ -513,20 +724,48 @@ def error_breakdown(
     target: Target = Target(),
     bucket: Bucket | None = None,
     team_scope: str | None = None,
+    source: Source = "auto",
 ) -> list[ErrorRow]:
     """Failed LLM calls (status ``Error``) per ``error.type`` and model (and ``bucket``, oldest
     first, when given), most frequent first."""
     _check_bucket(bucket)
+    columns = _needed_columns(("model",), filters, team_scope) | {"ErrorType", "StatusCode"}
+    tiers = _tiers(backend, target, source, bucket, start, end, columns)
     params: dict[str, Any] = {}
-    where = _where(start, end, filters, params, team_scope) + " AND StatusCode = 'Error'"
     keys = (["bucket"] if bucket else []) + ["error_type", "model"]
-    sql = (
-        f"SELECT {_BUCKETS[bucket] if bucket else 'NULL'} AS bucket,"
-        f" {_labelled(names.ERROR_TYPE)} AS error_type, {_labelled(names.REQUEST_MODEL)} AS model,"
-        " count() AS calls, toUnixTimestamp(max(Timestamp)) AS last_seen"
-        f" FROM {target.traces()} WHERE {where}"
-        f" GROUP BY {', '.join(keys)} ORDER BY {'bucket, ' if bucket else ''}calls DESC, error_type, model"
-    )
+    tail = f" GROUP BY {', '.join(keys)} ORDER BY {'bucket, ' if bucket else ''}calls DESC, error_type, model"
+    if tiers is None:
+        where = _where(start, end, filters, params, team_scope) + " AND StatusCode = 'Error'"
+        sql = (
+            f"SELECT {_BUCKETS[bucket] if bucket else 'NULL'} AS bucket,"
+            f" {_labelled(names.ERROR_TYPE)} AS error_type, {_labelled(names.REQUEST_MODEL)} AS model,"
+            " count() AS calls, toUnixTimestamp(max(Timestamp)) AS last_seen"
+            f" FROM {target.traces()} WHERE {where}{tail}"
+        )
+    else:
+        union = _union(
+            tiers,
+            start,
+            end,
+            target,
+            bucket,
+            (),
+            filters,
+            team_scope,
+            params,
+            raw_measures=["count() AS calls", "max(Timestamp) AS last_seen"],
+            rollup_measures=["Calls AS calls", "LastSeen AS last_seen"],
+            raw_dims=[("error_type", _labelled(names.ERROR_TYPE)), ("model", _labelled(names.REQUEST_MODEL))],
+            rollup_dims=[("error_type", "ErrorType"), ("model", "RequestModel")],
+            errors_only=True,
+        )
+        if union is None:
+            return []
+        sql = (
+            f"SELECT {'bucket' if bucket else 'NULL AS bucket'}, error_type, model,"
+            " sum(calls) AS calls, toUnixTimestamp(max(last_seen)) AS last_seen"
+            f" FROM ({union}){tail}"
+        )
     return [
         ErrorRow(
             bucket=None if row["bucket"] is None else _utc(row["bucket"]),
@@ -536,6 +775,7 @@ def error_breakdown(
             last_seen=_utc(row["last_seen"]),
         )
         for row in backend.query(sql, params)
+        if int(row["calls"]) > 0
     ]
 
 

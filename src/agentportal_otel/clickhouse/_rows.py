@@ -1,15 +1,24 @@
 """ReadableSpan -> ``otel_traces`` row, with the collector exporter's exact column values.
 
 The collector's ``clickhouse`` exporter converts OTLP spans as follows, and so does
-:func:`span_to_row` (see ``exporter_traces.go`` and pdata ``pcommon.Value.AsString``):
+:func:`span_to_row` (see ``exporter_traces.go`` and pdata ``pcommon.Value.AsString``, as of
+opentelemetry-collector-contrib 0.153.0, the release ``docker/compose.yaml`` pins):
 
-* ``Timestamp`` is the span start; ``Duration`` is end minus start in nanoseconds.
+* ``Timestamp`` is the span start; ``Duration`` is end minus start in nanoseconds, as an
+  unsigned 64-bit number: a span that ends before it starts wraps around (``2**64 - 1`` for
+  -1 ns), like the collector's ``uint64`` conversion.
 * ``TraceId``/``SpanId``/``ParentSpanId`` are lowercase hex, ``''`` when absent (root span).
 * ``SpanKind`` is ``ptrace.SpanKind.String()`` (``Internal``, ``Server``, ``Client``, ...),
   ``StatusCode`` is ``ptrace.StatusCode.String()`` (``Unset``, ``Ok``, ``Error``).
 * Attribute values are stringified like ``AsString()``: strings as is, bools ``true``/``false``,
   ints base 10, doubles as by ES6 number-to-string (``0.00042``, ``123``, ``7.5e-7``,
-  ``1e+21``), bytes as standard base64, arrays and maps as Go ``encoding/json`` text.
+  ``1e+21``; non-finite ones ``NaN``, ``Infinity``, ``-Infinity``, since 0.151), bytes as
+  standard base64, arrays and maps as Go ``encoding/json`` text without HTML escaping (``<``,
+  ``>``, ``&`` literal since 0.152; U+2028/U+2029 still escaped; an array or map holding a
+  non-finite double cannot be encoded and becomes ``''``).
+* Map columns (``ResourceAttributes``, ``SpanAttributes``, event and link attributes) are
+  inserted with their keys sorted (byte order), so ``mapKeys()``, ``toString()`` and map
+  equality agree with the collector's rows.
 
 Rows are plain dicts keyed by column name, JSON-serialisable, with ``DateTime64(9)`` values
 written as ``"<seconds>.<9 digits>"`` strings so no precision is lost on the way in.
@@ -29,6 +38,7 @@ from opentelemetry.trace import Link, SpanKind, StatusCode
 from opentelemetry.util.types import Attributes
 
 Row = dict[str, Any]
+_UINT64: Final = 2**64
 
 _SPAN_KIND: Final[Mapping[SpanKind, str]] = {
     SpanKind.INTERNAL: "Internal",
@@ -42,11 +52,8 @@ _STATUS_CODE: Final[Mapping[StatusCode, str]] = {
     StatusCode.OK: "Ok",
     StatusCode.ERROR: "Error",
 }
-# encoding/json escapes these even inside strings (json.Marshal has HTML escaping on).
+# encoding/json escapes these even with HTML escaping off (pdata turned it off in 0.152).
 _GO_JSON_EXTRA_ESCAPES: Final = {
-    "<": "\\u003c",
-    ">": "\\u003e",
-    "&": "\\u0026",
     "\u2028": "\\u2028",
     "\u2029": "\\u2029",
 }
@@ -58,9 +65,10 @@ class _Unsupported(ValueError):
 
 def go_float_string(value: float) -> str:
     """Format a double like pdata's ``float64AsString`` (ES6 number-to-string rules)."""
-    if math.isnan(value) or math.isinf(value):
-        go_g = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
-        return "json: unsupported value: " + go_g
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
     magnitude = abs(value)
     if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21):
         return _go_exponent_form(value)
@@ -135,7 +143,7 @@ def attributes_map(attributes: Attributes) -> dict[str, str]:
     """Stringify an attribute mapping (``None`` -> ``{}``)."""
     if not attributes:
         return {}
-    return {str(key): attribute_string(value) for key, value in attributes.items()}
+    return {key: attribute_string(attributes[key]) for key in sorted(map(str, attributes))}
 
 
 def datetime64_text(nanos: int) -> str:
@@ -192,7 +200,7 @@ def span_to_row(span: ReadableSpan) -> Row:
         "ScopeName": (scope.name if scope else "") or "",
         "ScopeVersion": (scope.version if scope else "") or "",
         "SpanAttributes": attributes_map(span.attributes),
-        "Duration": max(0, end - start),
+        "Duration": (end - start) % _UINT64,
         "StatusCode": _STATUS_CODE.get(span.status.status_code, "Unset"),
         "StatusMessage": span.status.description or "",
     }

@@ -19,13 +19,14 @@ interpolated.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-IDENTIFIER_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-"""Database, table and cluster names accepted by this package (no quoting tricks possible)."""
+from agentportal_otel.clickhouse import _rollup
+from agentportal_otel.clickhouse._identifiers import IDENTIFIER_RE as IDENTIFIER_RE
+from agentportal_otel.clickhouse._identifiers import quote_identifier as quote_identifier
+from agentportal_otel.clickhouse._identifiers import validate_identifier as validate_identifier
 
 _ATTR_MAP: Final = "Map(LowCardinality(String), String)"
 
@@ -96,7 +97,7 @@ CREATE TABLE IF NOT EXISTS {db}.{table}{cluster}
     INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_duration Duration TYPE minmax GRANULARITY 1
 )
-ENGINE = MergeTree()
+ENGINE = {engine}
 PARTITION BY toDate(Timestamp)
 ORDER BY (ServiceName, SpanName, toDateTime(Timestamp))
 {ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1"""
@@ -109,7 +110,7 @@ CREATE TABLE IF NOT EXISTS {db}.{table}{cluster}
     End DateTime CODEC(Delta, ZSTD(1)),
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
 )
-ENGINE = MergeTree()
+ENGINE = {engine}
 PARTITION BY toDate(Start)
 ORDER BY (TraceId, Start)
 {ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1"""
@@ -124,18 +125,6 @@ AS SELECT
 FROM {db}.{source}
 WHERE TraceId != ''
 GROUP BY TraceId"""
-
-
-def validate_identifier(name: str, what: str = "identifier") -> str:
-    """Return ``name`` if it is a plain ClickHouse identifier, else raise ``ValueError``."""
-    if not isinstance(name, str) or not IDENTIFIER_RE.fullmatch(name):
-        raise ValueError(f"invalid ClickHouse {what} {name!r}: expected {IDENTIFIER_RE.pattern}")
-    return name
-
-
-def quote_identifier(name: str, what: str = "identifier") -> str:
-    """Validate ``name`` and return it backquoted for use in SQL."""
-    return f"`{validate_identifier(name, what)}`"
 
 
 def trace_id_ts_table(traces_table: str) -> str:
@@ -155,40 +144,92 @@ def _ttl_clause(column_expr: str, ttl_days: int | None) -> str:
     return f"TTL {column_expr} + toIntervalDay({ttl_days})\n"
 
 
+_REPLICATED_PARAMS: Final = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
+LOCAL_SUFFIX: Final = "_local"
+"""Suffix of the shard-local tables when the schema is replicated (``otel_traces_local``)."""
+
+
+def _engine(name: str, replicated: bool) -> str:
+    return f"Replicated{name}({_REPLICATED_PARAMS})" if replicated else f"{name}()"
+
+
+def _distributed(db: str, table: str, cluster: str, on_cluster: str, sharding: str) -> str:
+    local = quote_identifier(table + LOCAL_SUFFIX)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {db}.{quote_identifier(table)}{on_cluster} AS {db}.{local}\n"
+        f"ENGINE = Distributed({quote_identifier(cluster)}, {db}, {local}, {sharding})"
+    )
+
+
 def schema_statements(
     database: str = "otel",
     traces_table: str = "otel_traces",
     ttl_days: int | None = 30,
     cluster: str | None = None,
+    *,
+    replicated: bool = False,
+    rollup_ttl_days: int | None = _rollup.DEFAULT_ROLLUP_TTL_DAYS,
 ) -> list[str]:
     """Return the DDL statements (without trailing ``;``) that create the traces schema.
 
-    Every statement is idempotent (``IF NOT EXISTS``). ``ttl_days`` of ``None`` or ``0`` means
-    no TTL. ``cluster`` adds ``ON CLUSTER`` (engines stay ``MergeTree``, as the exporter's
-    default; use replicated engines by writing your own DDL).
+    In order: the database, the traces table, the trace-id lookup table and its view, then the
+    usage rollups (:mod:`._rollup`): their tables and the views that feed them. Every statement
+    is idempotent (``IF NOT EXISTS``), so running them on a database made by an older release
+    adds what is missing (the rollups) and leaves ``otel_traces`` alone. ``ttl_days`` (raw spans)
+    and ``rollup_ttl_days`` (rollups) of ``None`` or ``0`` mean no TTL.
+
+    ``cluster`` adds ``ON CLUSTER`` to every statement. With ``replicated=True`` (needs
+    ``cluster``) the tables become shard-local ``Replicated*MergeTree`` tables named
+    ``<name>_local``, with the ``{shard}``/``{replica}`` macros in their ZooKeeper/Keeper path, and
+    a ``Distributed`` table with the original name sits over each one: the collector inserts into
+    ``otel_traces`` and the query layer reads ``otel_traces`` and the rollups unchanged, while the
+    views run on every shard against its local rows.
     """
+    if replicated and cluster is None:
+        raise ValueError("replicated=True needs a cluster name")
     db = quote_identifier(database, "database name")
     lookup = trace_id_ts_table(traces_table)
     on_cluster = _cluster_clause(cluster)
-    return [
+    suffix = LOCAL_SUFFIX if replicated else ""
+    rollup_ttl = _ttl_clause("Start", rollup_ttl_days)
+    statements = [
         f"CREATE DATABASE IF NOT EXISTS {db}{on_cluster}",
         _TRACES_TABLE.format(
             db=db,
-            table=quote_identifier(traces_table, "table name"),
+            table=quote_identifier(traces_table + suffix, "table name"),
             cluster=on_cluster,
+            engine=_engine("MergeTree", replicated),
             ttl=_ttl_clause("toDateTime(Timestamp)", ttl_days),
         ),
         _TRACE_ID_TS_TABLE.format(
             db=db,
-            table=quote_identifier(lookup),
+            table=quote_identifier(lookup + suffix),
             cluster=on_cluster,
+            engine=_engine("MergeTree", replicated),
             ttl=_ttl_clause("toDateTime(Start)", ttl_days),
         ),
         _TRACE_ID_TS_MV.format(
             db=db,
             view=quote_identifier(lookup + "_mv"),
             cluster=on_cluster,
-            target=quote_identifier(lookup),
-            source=quote_identifier(traces_table),
+            target=quote_identifier(lookup + suffix),
+            source=quote_identifier(traces_table + suffix),
         ),
     ]
+    rollups = _rollup.rollup_statements(
+        database,
+        traces_table,
+        cluster=on_cluster,
+        engine=_engine("AggregatingMergeTree", replicated),
+        ttl_clause=rollup_ttl,
+        local_suffix=suffix,
+    )
+    if not replicated:
+        return statements + rollups
+    assert cluster is not None
+    distributed = [
+        _distributed(db, traces_table, cluster, on_cluster, "cityHash64(TraceId)"),
+        _distributed(db, lookup, cluster, on_cluster, "cityHash64(TraceId)"),
+        *(_distributed(db, t.table(traces_table), cluster, on_cluster, "rand()") for t in _rollup.FEED_ORDER),
+    ]
+    return statements + rollups + distributed
