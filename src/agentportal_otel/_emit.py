@@ -122,7 +122,7 @@ class Emitter:
         tracer: Tracer,
         meter: Meter,
         max_tenant_values: int,
-        dropped_spans: Callable[[], int] | None = None,
+        dropped_spans: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self._tracer = tracer
         self._cap = CardinalityCap(max_tenant_values, (ap.TEAM, ap.PROJECT))
@@ -152,13 +152,15 @@ class Emitter:
         if dropped_spans is not None:
 
             def observe(_options: CallbackOptions) -> Iterable[Observation]:
-                yield Observation(dropped_spans())
+                # One series per reason (queue_full, queue_bytes, rejected, spool_full, shutdown).
+                for reason, count in dropped_spans().items():
+                    yield Observation(count, {"reason": reason})
 
             meter.create_observable_counter(
                 "agentportal.spans.dropped",
                 callbacks=[observe],
                 unit="{span}",
-                description="Spans dropped because the export queue was full.",
+                description="Spans dropped: export queue full, rejected by the collector, or unsent at shutdown.",
             )
 
     def emit_span(self, record: CallRecord, extra: Callable[[], Mapping[str, AttributeValue]] | None = None) -> None:
