@@ -5,10 +5,11 @@ collector restart longer than that loses spans although the batch processor's qu
 The collector's own exporters keep a queue instead; this module does the same inside the proxy:
 
 * :class:`RetryingSpanExporter` and :class:`RetryingMetricExporter` encode a batch **once** to
-  OTLP protobuf bytes and hand it to a :class:`Delivery`, which POSTs it through an
-  :class:`OTLPSender` until a 2xx.  A retryable failure (connection refused or reset, a
-  timeout, 429, 502, 503, 504) waits with exponential backoff and jitter, capped by
-  ``AGENTPORTAL_OTEL_RETRY_MAX_BACKOFF_MS``, or as long as ``Retry-After`` says; the batch
+  OTLP protobuf bytes (spans with :mod:`agentportal_otel._otlp_encode`) and hand it to a
+  :class:`Delivery`, which POSTs it through an :class:`OTLPSender` until a 2xx. A retryable
+  failure (connection refused or reset, a timeout, 429, 502, 503, 504) waits with exponential
+  backoff and jitter, capped by ``AGENTPORTAL_OTEL_RETRY_MAX_BACKOFF_MS``, or as long as
+  ``Retry-After`` says; the batch
   stays with the exporter meanwhile, so the batch processor's queue keeps filling (bounded,
   see :class:`~agentportal_otel._providers.DroppingBatchSpanProcessor`) and requests never wait.
 * A non-retryable answer (400, 401, 403, 404, 413, 500, ...) drops the batch: its spans are
@@ -46,6 +47,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from agentportal_otel._otlp_encode import encode_spans_bytes
 from agentportal_otel._settings import _safe_url
 from agentportal_otel._version import __version__
 
@@ -396,7 +398,10 @@ class RetryingSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not spans or os.getpid() != self._pid:
             return SpanExportResult.SUCCESS
-        body = encode_spans(spans).SerializeToString()
+        try:
+            body = encode_spans_bytes(spans)
+        except Exception:  # a value our encoder does not know: the SDK's encoder decides
+            body = encode_spans(spans).SerializeToString()
         per_span = len(body) / len(spans)
         previous = self._bytes_per_span
         self._bytes_per_span = per_span if previous == 0 else 0.8 * previous + 0.2 * per_span
