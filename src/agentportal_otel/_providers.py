@@ -253,12 +253,29 @@ def build_metric_readers(settings: Settings, control: ExportControl | None = Non
     return readers
 
 
+def _check_protobuf_backend() -> None:
+    """Metric encoding goes through protobuf: its pure-Python backend costs several times more CPU."""
+    try:
+        from google.protobuf.internal import api_implementation  # type: ignore[import-untyped]
+
+        backend = str(api_implementation.Type())
+    except Exception:  # a protobuf without that module: nothing to say
+        return
+    if backend == "python":
+        _logger.warning(
+            "agentportal-otel: protobuf runs its pure-Python backend (PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python "
+            "or no binary wheel for this platform); metric export costs several times more CPU. Unset the variable "
+            "or install a protobuf wheel with the upb backend."
+        )
+
+
 def build_providers(settings: Settings) -> Providers:
     """Tracer and meter providers for ``settings``, sharing one resource and one export control.
 
     With a spool, its replay thread starts here (in the process that will export: a proxy
     worker builds its own after the fork).
     """
+    _check_protobuf_backend()
     control = build_control(settings)
     providers = build_tracer_provider(settings, control=control)
     providers.meter_provider = MeterProvider(
