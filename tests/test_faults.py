@@ -15,7 +15,8 @@ the machine is shared and noisy); the proxy's RSS stays bounded; drops are repor
 rate-limited ``... spans dropped so far`` warning in the proxy log and the
 ``agentportal.spans.dropped`` counter once the collector is back); spans of calls made after
 the collector recovered arrive exactly once. SIGTERM right after a burst with a healthy
-collector is covered by ``test_shutdown.py``.
+collector is covered by ``test_shutdown.py``; outages that fit in the queue (nothing lost),
+rejections, the byte bound and the disk spool by ``test_export_retry.py``.
 """
 
 from __future__ import annotations
