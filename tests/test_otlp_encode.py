@@ -124,3 +124,28 @@ def test_the_cache_stays_bounded() -> None:
     spans = list(exporter.get_finished_spans())
     _assert_same(spans)
     assert len(_otlp_encode._kv_cache) <= _otlp_encode._CACHE_LIMIT
+
+
+def test_fast_span_start_keeps_the_sdk_limits() -> None:
+    from opentelemetry.sdk.trace import SpanLimits
+
+    from agentportal_otel._fastspan import start_span
+
+    attributes = {"a": "x" * 50, "b": 1, "c": ("p", "q")}
+    for limits, expected_a, expected_count in (
+        (SpanLimits(), "x" * 50, 3),  # fast path: stored as given
+        (SpanLimits(max_span_attribute_length=10), "x" * 10, 3),  # value limit: the SDK truncates
+        (SpanLimits(max_span_attributes=2), None, 2),  # count limit: the SDK drops
+    ):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider(span_limits=limits)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        span = start_span(
+            provider.get_tracer("t"), "s", context=None, kind=SpanKind.CLIENT, attributes=attributes, start_time=None
+        )
+        span.end()
+        (finished,) = exporter.get_finished_spans()
+        assert finished.attributes is not None and len(finished.attributes) == expected_count
+        if expected_a is not None:
+            assert finished.attributes["a"] == expected_a
+        assert finished.attributes.get("c", ("p", "q")) == ("p", "q")

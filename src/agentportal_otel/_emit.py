@@ -23,6 +23,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 from agentportal_otel import _attributes as ap
+from agentportal_otel._fastspan import start_span
 from agentportal_otel._mapping import CallRecord
 
 _logger = logging.getLogger("agentportal_otel")
@@ -170,14 +171,14 @@ class Emitter:
         the span is recording.
         """
         context: Context | None = _PROPAGATOR.extract(record.trace_headers) if record.trace_headers else None
-        span = self._tracer.start_span(
+        # _fastspan: the mapping's attributes are already valid; the SDK need not check each again.
+        span = start_span(
+            self._tracer,
             record.name,
             context=context,
             kind=SpanKind.CLIENT,
             attributes=record.attributes,
             start_time=record.start_ns,
-            record_exception=False,
-            set_status_on_exception=False,
         )
         if span.is_recording():
             if extra is not None:
