@@ -73,6 +73,7 @@ METRIC_DIMENSIONS = {
     "agentportal.team",
     "agentportal.project",
     "gen_ai.token.type",
+    "reason",  # agentportal.spans.dropped: one of five fixed drop reasons
 }
 
 

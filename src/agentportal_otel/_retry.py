@@ -62,6 +62,8 @@ INITIAL_BACKOFF_S: Final = 1.0
 MAX_RETRY_AFTER_S: Final = 300.0
 """A ``Retry-After`` longer than this is shortened to it: a collector must not park us for hours."""
 WARNING_INTERVAL_S: Final = 60.0
+FINAL_RETRY_INTERVAL_S: Final = 0.5
+"""Longest wait between two attempts once shutdown has begun (its deadline is seconds away)."""
 
 # Drop reasons (the ``reason`` dimension of ``agentportal.spans.dropped``).
 QUEUE_FULL: Final = "queue_full"
@@ -259,12 +261,13 @@ class ExportControl:
         return min(timeout_s, max(0.05, deadline - time.monotonic()))
 
     def sleep(self, seconds: float) -> None:
-        """Wait ``seconds``; shutdown ends the wait early (and caps it at the deadline)."""
-        if self._deadline is None and not self._final.wait(seconds):
-            return
+        """Wait ``seconds``; the start of shutdown ends the wait at once (retry now: the collector
+        may be back), and during shutdown no wait goes past the deadline."""
         deadline = self._deadline
-        if deadline is not None:
-            self._abort.wait(max(0.0, min(seconds, deadline - time.monotonic())))
+        if deadline is None:
+            self._final.wait(seconds)
+            return
+        self._abort.wait(max(0.0, min(seconds, deadline - time.monotonic())))
 
     def wait_for_replay(self) -> None:
         while not self.replay_done.wait(0.2):
@@ -308,6 +311,8 @@ class Delivery:
                 wait = backoff * random.uniform(0.5, 1.0)
                 if attempt.retry_after_s is not None:
                     wait = attempt.retry_after_s
+                if control.final:
+                    wait = min(wait, FINAL_RETRY_INTERVAL_S)  # the budget is short: retry briskly
                 self._warn_retrying(attempt, wait, items, unit)
                 control.sleep(wait)
                 backoff = min(backoff * 2, self._max_backoff_s)
