@@ -16,7 +16,10 @@ too):
   ``MeterProvider`` with a periodic reader (interval beyond the run) on a discarding exporter;
   the processor is flushed inside the timed region;
 * ``hook, OTLP encode``  -- as above, but the exporter encodes each batch to OTLP protobuf
-  bytes (what the HTTP exporter does before sending), so the export thread's share shows.
+  bytes as the plugin's exporter does before sending (``_otlp_encode``), so the export
+  thread's share shows;
+* ``hook, SDK encoder``  -- the same with the SDK's ``encode_spans`` (what ``OTLPSpanExporter``
+  does), for comparison.
 
 Then ``cProfile`` of the no-op-export hook prints the 15 biggest costs (cumulative and own time).
 Everything is in-process: no network. ::
@@ -63,6 +66,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noq
 
 from agentportal_otel import _litellm_fields as f  # noqa: E402
 from agentportal_otel._mapping import map_call  # noqa: E402
+from agentportal_otel._otlp_encode import encode_spans_bytes  # noqa: E402
 from agentportal_otel._providers import build_tracer_provider  # noqa: E402
 from agentportal_otel._settings import Settings  # noqa: E402
 from agentportal_otel.logger import AgentPortalLogger  # noqa: E402
@@ -93,13 +97,20 @@ class DiscardSpans(SpanExporter):
 
 
 class EncodeSpans(DiscardSpans):
-    """Encodes every batch to OTLP protobuf bytes, as ``OTLPSpanExporter`` does, then discards."""
+    """Encodes every batch to OTLP protobuf bytes, as the plugin's exporter does, then discards.
 
-    def __init__(self) -> None:
+    ``sdk=True`` uses the SDK's encoder (what ``OTLPSpanExporter`` does) for comparison.
+    """
+
+    def __init__(self, sdk: bool = False) -> None:
         self.bytes = 0
+        self._sdk = sdk
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.bytes += len(encode_spans(spans).SerializeToString())
+        if self._sdk:
+            self.bytes += len(encode_spans(spans).SerializeToString())
+        else:
+            self.bytes += len(encode_spans_bytes(spans))
         return SpanExportResult.SUCCESS
 
 
@@ -252,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     discard_logger = build_logger(DiscardSpans())
     encoder = EncodeSpans()
     encode_logger = build_logger(encoder)
+    sdk_encode_logger = build_logger(EncodeSpans(sdk=True))
 
     def flusher(logger: AgentPortalLogger) -> Callable[[], object]:
         assert logger.tracer_provider is not None
@@ -262,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "map_call only": lambda p: time_sync(map_call, p),
         "hook, no-op export": lambda p: time_hook(discard_logger.async_log_success_event, p, flusher(discard_logger)),
         "hook, OTLP encode": lambda p: time_hook(encode_logger.async_log_success_event, p, flusher(encode_logger)),
+        "hook, SDK encoder": lambda p: time_hook(
+            sdk_encode_logger.async_log_success_event, p, flusher(sdk_encode_logger)
+        ),
     }
     # Warm-up (first-call caches, lazy imports) on payloads that are not reused.
     for name, run in variants.items():
@@ -300,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = text.find("   ncalls")
         print(f"\n# cProfile of the hook (no-op export), {args.calls} calls, top {args.top} by {sort}")
         print(text[start:].rstrip())
-    for logger in (discard_logger, encode_logger):
+    for logger in (discard_logger, encode_logger, sdk_encode_logger):
         logger.shutdown(5_000)
     return 0
 

@@ -10,6 +10,9 @@ each series with :func:`latest_points`.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -19,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from agentportal_otel.demo._proxy import ProxyProcess
 from agentportal_otel.demo.auth import DEMO_KEYS, MASTER_KEY_ALIAS, DemoKey
 from otlp_receiver import DataPoint, OTLPReceiver, Span
 
@@ -29,6 +33,10 @@ MASTER_KEY = "sk-agentportal-e2e-master-0000"
 pass because of a value another module happened to use)."""
 
 CALL_ID = "agentportal.litellm.call_id"
+DROPPED = "agentportal.spans.dropped"
+KEYS = (DEMO_KEYS[0].key, DEMO_KEYS[1].key)  # two teams, two projects
+CONCURRENCY = 8
+PAGE = os.sysconf("SC_PAGE_SIZE")
 FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_METRIC_EXPORT_INTERVAL": "1000"}
 
 PRICED_MODEL: dict[str, Any] = {
@@ -205,3 +213,101 @@ def tenant_of(span: Span) -> dict[str, Any]:
         for k, v in span.attributes.items()
         if k.startswith(identity) and not k.startswith("agentportal.key.metadata.")
     }
+
+
+# -- load and fault helpers (test_faults.py, test_export_retry.py, test_multiworker.py) --------
+
+
+@dataclass(frozen=True)
+class Burst:
+    statuses: list[int]
+    call_ids: list[str]
+    latencies: list[float]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies)
+
+
+async def _burst_async(url: str, count: int, tag: str) -> Burst:
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    statuses: list[int] = []
+    call_ids: list[str] = []
+    latencies: list[float] = []
+    numbers = iter(range(count))
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+        async def worker() -> None:
+            for i in numbers:
+                start = time.perf_counter()
+                response = await client.post(
+                    "/v1/chat/completions",
+                    headers={"Authorization": f"Bearer {KEYS[i % 2]}"},
+                    json={"model": "mock-chat", "messages": [{"role": "user", "content": f"{tag} {i}"}]},
+                )
+                latencies.append(time.perf_counter() - start)
+                statuses.append(response.status_code)
+                if call_id := response.headers.get("x-litellm-call-id"):
+                    call_ids.append(call_id)
+
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return Burst(statuses, call_ids, latencies)
+
+
+def burst(proxy: ProxyProcess, count: int, tag: str) -> Burst:
+    result = asyncio.run(_burst_async(proxy.url, count, tag))
+    assert result.statuses == [200] * count, f"{tag}: {sorted(set(result.statuses))}\n{proxy.log_tail()}"
+    assert len(set(result.call_ids)) == count, f"{tag}: missing or repeated call ids"
+    return result
+
+
+def rss_bytes(proxy: ProxyProcess) -> int:
+    """Resident memory of every process in the proxy's process group."""
+    pgid = proxy.pid
+    assert pgid is not None
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            total += int(fields[21]) * PAGE
+    return total
+
+
+def wait_exactly_once(receiver: OTLPReceiver, call_ids: Iterable[str], timeout: float = 30.0) -> dict[str, Span]:
+    wanted = set(call_ids)
+    receiver.wait_for_spans(len(wanted), timeout=timeout, predicate=lambda s: s.attributes.get(CALL_ID) in wanted)
+    time.sleep(1.0)  # anything sent twice would arrive within this second
+    grouped = spans_by_call_id(s for s in receiver.spans if s.attributes.get(CALL_ID) in wanted)
+    assert {k: len(v) for k, v in grouped.items() if len(v) != 1} == {}
+    assert set(grouped) == wanted
+    return {k: v[0] for k, v in grouped.items()}
+
+
+def dropped_by_reason(receiver: OTLPReceiver, instance: str | None = None) -> dict[str, int]:
+    """The latest ``agentportal.spans.dropped`` value per ``reason`` (of one process, if given)."""
+    points = [
+        p
+        for p in receiver.metric_points(DROPPED)
+        if instance is None or p.resource.get("service.instance.id") == instance
+    ]
+    assert points, f"no {DROPPED} points"
+    latest: dict[tuple[object, str], DataPoint] = {}
+    for point in points:
+        key = (point.resource.get("service.instance.id"), str(point.attributes.get("reason")))
+        if key not in latest or point.time_unix_nano >= latest[key].time_unix_nano:
+            latest[key] = point
+    counts: dict[str, int] = {}
+    for (_, reason), point in latest.items():
+        counts[reason] = counts.get(reason, 0) + int(point.value or 0)
+    return counts
+
+
+def dropped_total(receiver: OTLPReceiver, instance: str | None = None) -> int:
+    """The latest ``agentportal.spans.dropped`` value, all reasons (of one process, if given)."""
+    return sum(dropped_by_reason(receiver, instance).values())

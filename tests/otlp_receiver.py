@@ -363,7 +363,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
         path = self.path.split("?", 1)[0]
-        status, extra = rx._next_fault()
+        status, extra = rx._next_fault(path)
         delay = rx.delay
         if delay > 0 and rx._stopping.wait(delay):
             self.close_connection = True  # went down while "processing": drop the request
@@ -409,6 +409,7 @@ class OTLPReceiver:
         self._fault_status: int | None = None
         self._fault_remaining: int | None = None  # None = until cleared
         self._fault_headers: dict[str, str] = {}
+        self._fault_path: str | None = None  # None = every path
         self._conns: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -495,12 +496,19 @@ class OTLPReceiver:
     # -- fault modes
 
     def fail(
-        self, status: int | None = 503, *, times: int | None = None, headers: Mapping[str, str] | None = None
+        self,
+        status: int | None = 503,
+        *,
+        times: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        path: str | None = None,
     ) -> None:
         """Answer ``status`` (e.g. 503 retryable, 500 or 400 not) to the next ``times`` requests
         (all of them when ``None``); ``status=None`` clears the fault. ``headers`` such as
-        ``{"Retry-After": "1"}`` are sent with the failure."""
+        ``{"Retry-After": "1"}`` are sent with the failure. ``path`` (e.g. ``/v1/traces``) limits
+        the fault to that signal, so the others (the drop counter's metrics) still arrive."""
         with self._lock:
+            self._fault_path = path if status is not None else None
             self._fault_status = status
             self._fault_remaining = times if status is not None else None
             self._fault_headers = dict(headers or {})
@@ -514,10 +522,10 @@ class OTLPReceiver:
         """Hold each request ``seconds`` before answering (0 disables)."""
         self.delay = float(seconds)
 
-    def _next_fault(self) -> tuple[int | None, dict[str, str]]:
+    def _next_fault(self, path: str) -> tuple[int | None, dict[str, str]]:
         with self._lock:
             status = self._fault_status
-            if status is None:
+            if status is None or (self._fault_path is not None and path != self._fault_path):
                 return None, {}
             if self._fault_remaining is not None:
                 self._fault_remaining -= 1

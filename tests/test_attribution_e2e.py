@@ -78,6 +78,7 @@ METRIC_DIMENSIONS = {
     "server.address",
     "server.port",
     "agentportal.litellm.silent_experiment",
+    "reason",  # agentportal.spans.dropped: one of five fixed drop reasons
 }
 
 

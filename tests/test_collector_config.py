@@ -58,6 +58,24 @@ SENDING_QUEUE_KEYS = frozenset(
     {"enabled", "num_consumers", "wait_for_result", "block_on_overflow", "sizer", "queue_size", "storage", "batch"}
 )
 QUEUE_BATCH_KEYS = frozenset({"flush_timeout", "min_size", "max_size", "sizer"})
+# extension/storage/filestorage/config.go (Config and CompactionConfig mapstructure tags) of
+# collector-contrib at the pinned release.
+FILE_STORAGE_KEYS = frozenset(
+    {"directory", "timeout", "compaction", "fsync", "create_directory", "directory_permissions"}
+)
+COMPACTION_KEYS = frozenset(
+    {
+        "on_start",
+        "on_rebound",
+        "directory",
+        "rebound_needed_threshold_mib",
+        "rebound_trigger_threshold_mib",
+        "max_transaction_size",
+        "check_interval",
+        "cleanup_on_start",
+    }
+)
+QUEUE_DIRECTORY = "/var/lib/otelcol/file_storage"
 RETRY_KEYS = frozenset(
     {"enabled", "initial_interval", "randomization_factor", "multiplier", "max_interval", "max_elapsed_time"}
 )
@@ -113,7 +131,25 @@ def test_receivers_and_health_check_listen_on_all_interfaces() -> None:
     assert protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
     assert protocols["http"]["endpoint"] == "0.0.0.0:4318"
     assert cfg["extensions"]["health_check"]["endpoint"] == "0.0.0.0:13133"
-    assert cfg["service"]["extensions"] == ["health_check"]
+    assert cfg["service"]["extensions"] == ["health_check", "file_storage"]
+
+
+def test_sending_queues_are_on_disk_and_retry_until_clickhouse_is_back() -> None:
+    cfg = _config()
+    storage = cfg["extensions"]["file_storage"]
+    assert set(storage) <= FILE_STORAGE_KEYS, set(storage) - FILE_STORAGE_KEYS
+    assert set(storage["compaction"]) <= COMPACTION_KEYS, set(storage["compaction"]) - COMPACTION_KEYS
+    # The directory must exist (create_directory is off): it is the compose volume's mount point.
+    assert storage["directory"] == storage["compaction"]["directory"] == QUEUE_DIRECTORY
+    assert "create_directory" not in storage
+    if storage["compaction"].get("on_rebound"):
+        assert storage["compaction"]["check_interval"]  # required by the extension's validation
+    for name, exporter in cfg["exporters"].items():
+        if _base(name) == "clickhouse":
+            assert exporter["sending_queue"]["storage"] == "file_storage", name
+            assert exporter["retry_on_failure"]["max_elapsed_time"] in ("0s", 0), name
+    service = yaml.safe_load(COMPOSE.read_text())["services"]["otel-collector"]
+    assert f"otel-collector-queue:{QUEUE_DIRECTORY}" in service["volumes"]
 
 
 def test_clickhouse_exporter_keys_are_known_to_the_pinned_version() -> None:

@@ -25,11 +25,21 @@ DOCKERFILE = ROOT / "litellm" / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCS = ROOT / "docs" / "compose.md"
 
-SERVICES = {"litellm-postgres", "litellm", "otel-collector", "clickhouse", "bootstrap", "open-webui", "monitor"}
+SERVICES = {
+    "litellm-postgres",
+    "litellm",
+    "otel-collector-queue-init",
+    "otel-collector",
+    "clickhouse",
+    "bootstrap",
+    "open-webui",
+    "monitor",
+}
 # Services that cannot or need not have a healthcheck, and why.
 NO_HEALTHCHECK = {
     "otel-collector": "image built FROM scratch: no shell, curl or wget to run a probe",
     "bootstrap": "one-shot job: it exits when done (restart: no)",
+    "otel-collector-queue-init": "one-shot job: chowns the queue volume and exits (restart: no)",
 }
 # Published ports, as docs/compose.md lists them: service -> {host port: container port}.
 PORTS = {
@@ -40,10 +50,11 @@ PORTS = {
     "open-webui": {3001: 8080},
     "monitor": {8000: 8000},
     "bootstrap": {},
+    "otel-collector-queue-init": {},
 }
 DEPENDS_ON = {
     "litellm": {"litellm-postgres": "service_healthy", "otel-collector": "service_started"},
-    "otel-collector": {"clickhouse": "service_healthy"},
+    "otel-collector": {"clickhouse": "service_healthy", "otel-collector-queue-init": "service_completed_successfully"},
     "bootstrap": {"litellm": "service_healthy"},
     "open-webui": {"litellm": "service_healthy", "bootstrap": "service_completed_successfully"},
     "monitor": {"clickhouse": "service_healthy"},
@@ -284,6 +295,18 @@ def test_named_volumes_and_bind_mounts_exist() -> None:
             else:
                 assert source in declared, (name, source)
     assert {"litellm-postgres-data", "clickhouse-data"} <= declared
+
+
+def test_collector_queue_volume_is_owned_by_the_collector_user() -> None:
+    # The image runs as UID 10001 and a fresh named volume is root's: the init job hands it over
+    # before the collector starts, on the same volume and path the file_storage extension uses.
+    services = _services()
+    init, collector = services["otel-collector-queue-init"], services["otel-collector"]
+    mount = "otel-collector-queue:/var/lib/otelcol/file_storage"
+    assert mount in init["volumes"] and mount in collector["volumes"]
+    assert init["restart"] == "no"
+    assert init["command"] == ["chown", "-R", "10001:10001", "/var/lib/otelcol/file_storage"]
+    assert "otel-collector-queue" in _compose()["volumes"]
 
 
 def test_litellm_is_built_from_the_repository_root() -> None:

@@ -15,31 +15,35 @@ the machine is shared and noisy); the proxy's RSS stays bounded; drops are repor
 rate-limited ``... spans dropped so far`` warning in the proxy log and the
 ``agentportal.spans.dropped`` counter once the collector is back); spans of calls made after
 the collector recovered arrive exactly once. SIGTERM right after a burst with a healthy
-collector is covered by ``test_shutdown.py``.
+collector is covered by ``test_shutdown.py``; outages that fit in the queue (nothing lost),
+rejections, the byte bound and the disk spool by ``test_export_retry.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import statistics
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from agentportal_otel.demo._proxy import ProxyProcess
-from agentportal_otel.demo.auth import DEMO_KEYS
-from e2e_support import CALL_ID, CONFIG, MASTER_KEY, proxy_env, spans_by_call_id
-from otlp_receiver import OTLPReceiver, Span
+from e2e_support import (
+    CALL_ID,
+    CONFIG,
+    DROPPED,
+    MASTER_KEY,
+    Burst,
+    burst,
+    dropped_total,
+    proxy_env,
+    rss_bytes,
+    spans_by_call_id,
+    wait_exactly_once,
+)
+from otlp_receiver import OTLPReceiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
-KEYS = (DEMO_KEYS[0].key, DEMO_KEYS[1].key)
-CONCURRENCY = 8
 QUEUE = 64
 SMALL_PIPELINE = {
     "OTEL_BSP_MAX_QUEUE_SIZE": str(QUEUE),
@@ -49,73 +53,10 @@ SMALL_PIPELINE = {
     "OTEL_METRIC_EXPORT_INTERVAL": "1000",
     "AGENTPORTAL_OTEL_SHUTDOWN_TIMEOUT_MS": "5000",
 }
-DROPPED = "agentportal.spans.dropped"
 DROP_WARNING = "spans dropped so far"
 LATENCY_FACTOR = 3.0  # generous: a sanity bound on a shared 2-core machine, not a benchmark
 LATENCY_SLACK_S = 0.05  # absolute slack for very fast baselines
 RSS_GROWTH_BOUND = 150 * 2**20
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-@dataclass(frozen=True)
-class Burst:
-    statuses: list[int]
-    call_ids: list[str]
-    latencies: list[float]
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.latencies)
-
-
-async def _burst_async(url: str, count: int, tag: str) -> Burst:
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    statuses: list[int] = []
-    call_ids: list[str] = []
-    latencies: list[float] = []
-    numbers = iter(range(count))
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-
-        async def worker() -> None:
-            for i in numbers:
-                start = time.perf_counter()
-                response = await client.post(
-                    "/v1/chat/completions",
-                    headers={"Authorization": f"Bearer {KEYS[i % 2]}"},
-                    json={"model": "mock-chat", "messages": [{"role": "user", "content": f"{tag} {i}"}]},
-                )
-                latencies.append(time.perf_counter() - start)
-                statuses.append(response.status_code)
-                if call_id := response.headers.get("x-litellm-call-id"):
-                    call_ids.append(call_id)
-
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return Burst(statuses, call_ids, latencies)
-
-
-def burst(proxy: ProxyProcess, count: int, tag: str) -> Burst:
-    result = asyncio.run(_burst_async(proxy.url, count, tag))
-    assert result.statuses == [200] * count, f"{tag}: {sorted(set(result.statuses))}\n{proxy.log_tail()}"
-    assert len(set(result.call_ids)) == count, f"{tag}: missing or repeated call ids"
-    return result
-
-
-def rss_bytes(proxy: ProxyProcess) -> int:
-    """Resident memory of every process in the proxy's process group."""
-    pgid = proxy.pid
-    assert pgid is not None
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid:
-            total += int(fields[21]) * PAGE
-    return total
 
 
 def assert_not_blocked(baseline: Burst, faulty: Burst, what: str) -> None:
@@ -123,16 +64,6 @@ def assert_not_blocked(baseline: Burst, faulty: Burst, what: str) -> None:
     # dead collector must not show up in request latency beyond machine noise.
     bound = LATENCY_FACTOR * baseline.p50 + LATENCY_SLACK_S
     assert faulty.p50 <= bound, f"{what}: p50 {faulty.p50 * 1000:.0f} ms vs baseline {baseline.p50 * 1000:.0f} ms"
-
-
-def wait_exactly_once(receiver: OTLPReceiver, call_ids: Iterable[str], timeout: float = 30.0) -> dict[str, Span]:
-    wanted = set(call_ids)
-    receiver.wait_for_spans(len(wanted), timeout=timeout, predicate=lambda s: s.attributes.get(CALL_ID) in wanted)
-    time.sleep(1.0)  # anything sent twice would arrive within this second
-    grouped = spans_by_call_id(s for s in receiver.spans if s.attributes.get(CALL_ID) in wanted)
-    assert {k: len(v) for k, v in grouped.items() if len(v) != 1} == {}
-    assert set(grouped) == wanted
-    return {k: v[0] for k, v in grouped.items()}
 
 
 def wait_drained(receiver: OTLPReceiver, since: float, quiet: float = 1.5, timeout: float = 30.0) -> None:
@@ -156,19 +87,9 @@ def wait_drained(receiver: OTLPReceiver, since: float, quiet: float = 1.5, timeo
     raise AssertionError(f"span exports did not settle within {timeout} s")
 
 
-def dropped_total(receiver: OTLPReceiver, instance: str | None = None) -> int:
-    """The latest ``agentportal.spans.dropped`` value (of one process, if ``instance`` is given)."""
-    points = [
-        p
-        for p in receiver.metric_points(DROPPED)
-        if instance is None or p.resource.get("service.instance.id") == instance
-    ]
-    assert points, f"no {DROPPED} points"
-    return int(max(points, key=lambda p: p.time_unix_nano).value or 0)
-
-
 def wait_dropped(receiver: OTLPReceiver, timeout: float = 15.0) -> int:
     receiver.wait_for_metric(DROPPED, timeout=timeout, predicate=lambda p: (p.value or 0) > 0)
+    time.sleep(1.5)  # one more metric export: every reason's latest value
     return dropped_total(receiver)
 
 

@@ -125,7 +125,7 @@ def test_traces_exporter_selection(value: str, kinds: list[type] | None) -> None
     if kinds is not None:
         assert [type(e) for e in exporters] == kinds
     else:
-        assert [type(e).__name__ for e in exporters] == ["OTLPSpanExporter", "ConsoleSpanExporter"]
+        assert [type(e).__name__ for e in exporters] == ["RetryingSpanExporter", "ConsoleSpanExporter"]
     providers.tracer_provider.shutdown()
 
 

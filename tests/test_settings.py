@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -100,6 +101,10 @@ def test_timeout_is_milliseconds_per_spec() -> None:
         ("OTEL_SDK_DISABLED", "sure", "enabled", True),
         ("AGENTPORTAL_OTEL_MAX_TENANT_VALUES", "many", "max_tenant_values", 1000),
         ("AGENTPORTAL_OTEL_SHUTDOWN_TIMEOUT_MS", "-1", "shutdown_timeout_ms", 10000),
+        ("AGENTPORTAL_OTEL_MAX_QUEUE_BYTES", "64MiB", "max_queue_bytes", 64 * 2**20),
+        ("AGENTPORTAL_OTEL_MAX_QUEUE_BYTES", "10", "max_queue_bytes", 64 * 2**20),
+        ("AGENTPORTAL_OTEL_RETRY_MAX_BACKOFF_MS", "0", "retry_max_backoff_ms", 30000),
+        ("AGENTPORTAL_OTEL_SPOOL_MAX_BYTES", "lots", "spool_max_bytes", 512 * 2**20),
     ],
 )
 def test_malformed_value_names_the_variable_and_uses_the_default(
@@ -228,3 +233,34 @@ def test_describe_destination_hides_credentials() -> None:
     line = settings.describe_destination()
     assert SECRET not in line
     assert "collector:4318/v1/traces" in line and "OTEL_EXPORTER_OTLP_ENDPOINT" in line
+
+
+def test_spool_is_off_by_default_and_created_when_set(tmp_path: Path) -> None:
+    assert Settings.from_env({}).spool_dir is None
+    target = tmp_path / "spool" / "nested"
+    settings = Settings.from_env({"AGENTPORTAL_OTEL_SPOOL_DIR": str(target)})
+    assert settings.spool_dir == str(target) and target.is_dir()
+
+
+def test_unusable_spool_dir_is_one_clear_error_and_no_spool(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    settings = Settings.from_env({"AGENTPORTAL_OTEL_SPOOL_DIR": str(blocker / "spool")})
+    assert settings.spool_dir is None
+    errors = _errors(caplog)
+    assert len(errors) == 1 and "AGENTPORTAL_OTEL_SPOOL_DIR" in errors[0], errors
+
+
+def test_client_certificate_without_key_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings.from_env({"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": "/etc/cert.pem"})
+    assert settings.traces_client_cert is None
+    assert "OTEL_EXPORTER_OTLP_CLIENT_KEY" in caplog.text
+    both = Settings.from_env(
+        {
+            "OTEL_EXPORTER_OTLP_CERTIFICATE": "/etc/ca.pem",
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE": "/etc/c.pem",
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY": "/etc/k.pem",
+        }
+    )
+    assert both.traces_certificate == both.metrics_certificate == "/etc/ca.pem"
+    assert both.traces_client_cert == ("/etc/c.pem", "/etc/k.pem") and both.metrics_client_cert is None

@@ -24,6 +24,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 from agentportal_otel import _attributes as ap
+from agentportal_otel._fastspan import start_span
 from agentportal_otel._mapping import CallRecord
 
 _logger = logging.getLogger("agentportal_otel")
@@ -118,7 +119,7 @@ class Emitter:
         tracer: Tracer,
         meter: Meter,
         max_tenant_values: int,
-        dropped_spans: Callable[[], int] | None = None,
+        dropped_spans: Callable[[], Mapping[str, int]] | None = None,
         *,
         latest: bool = False,
     ) -> None:
@@ -190,13 +191,15 @@ class Emitter:
         if dropped_spans is not None:
 
             def observe(_options: CallbackOptions) -> Iterable[Observation]:
-                yield Observation(dropped_spans())
+                # One series per reason (queue_full, queue_bytes, rejected, spool_full, shutdown).
+                for reason, count in dropped_spans().items():
+                    yield Observation(count, {"reason": reason})
 
             meter.create_observable_counter(
                 "agentportal.spans.dropped",
                 callbacks=[observe],
                 unit="{span}",
-                description="Spans dropped because the export queue was full.",
+                description="Spans dropped: export queue full, rejected by the collector, or unsent at shutdown.",
             )
 
     def emit_span(self, record: CallRecord, extra: Callable[[], Mapping[str, AttributeValue]] | None = None) -> None:
@@ -206,14 +209,14 @@ class Emitter:
         the span is recording.
         """
         context: Context | None = _PROPAGATOR.extract(record.trace_headers) if record.trace_headers else None
-        span = self._tracer.start_span(
+        # _fastspan: the mapping's attributes are already valid; the SDK need not check each again.
+        span = start_span(
+            self._tracer,
             record.name,
             context=context,
             kind=SpanKind.CLIENT,
             attributes=record.attributes,
             start_time=record.start_ns,
-            record_exception=False,
-            set_status_on_exception=False,
         )
         if span.is_recording():
             if extra is not None:

@@ -64,6 +64,33 @@ OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: Final = "OTEL_EXPORTER_OTLP_TRACES_COMPRE
 OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: Final = "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION"
 """As ``OTEL_EXPORTER_OTLP_COMPRESSION``, for metrics only."""
 
+OTEL_EXPORTER_OTLP_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_CERTIFICATE"
+"""CA bundle (PEM file) that verifies the collector's TLS certificate. Default: the system's."""
+
+OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"
+"""As ``OTEL_EXPORTER_OTLP_CERTIFICATE``, for spans only."""
+
+OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE"
+"""As ``OTEL_EXPORTER_OTLP_CERTIFICATE``, for metrics only."""
+
+OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"
+"""Client certificate (PEM file) for mutual TLS; used together with the client key."""
+
+OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"
+"""As ``OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE``, for spans only."""
+
+OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE"
+"""As ``OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE``, for metrics only."""
+
+OTEL_EXPORTER_OTLP_CLIENT_KEY: Final = "OTEL_EXPORTER_OTLP_CLIENT_KEY"
+"""Client private key (PEM file) for mutual TLS."""
+
+OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY: Final = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"
+"""As ``OTEL_EXPORTER_OTLP_CLIENT_KEY``, for spans only."""
+
+OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY: Final = "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY"
+"""As ``OTEL_EXPORTER_OTLP_CLIENT_KEY``, for metrics only."""
+
 OTEL_EXPORTER_OTLP_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_PROTOCOL"
 """Only ``http/protobuf`` is supported; ``grpc`` is reported at startup."""
 
@@ -71,8 +98,9 @@ OTEL_BSP_SCHEDULE_DELAY: Final = "OTEL_BSP_SCHEDULE_DELAY"
 """Milliseconds between batch exports. Our default 1000 (the SDK's is 5000)."""
 
 OTEL_BSP_MAX_QUEUE_SIZE: Final = "OTEL_BSP_MAX_QUEUE_SIZE"
-"""Spans held while the collector is slow or down; beyond it new spans are dropped and
-counted. Our default 8192 (the SDK's is 2048)."""
+"""Spans held while the collector is slow or down (plus the one batch being retried); beyond
+it new spans are dropped and counted with ``reason=queue_full``. Our default 8192 (the SDK's
+is 2048)."""
 
 OTEL_BSP_MAX_EXPORT_BATCH_SIZE: Final = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
 """Spans per export request. Default 512."""
@@ -135,6 +163,27 @@ AGENTPORTAL_OTEL_CAPTURE_USER_AGENT: Final = "AGENTPORTAL_OTEL_CAPTURE_USER_AGEN
 
 AGENTPORTAL_OTEL_SHUTDOWN_TIMEOUT_MS: Final = "AGENTPORTAL_OTEL_SHUTDOWN_TIMEOUT_MS"
 """One budget, in milliseconds, for flushing spans and metrics at shutdown. Default 10000."""
+
+AGENTPORTAL_OTEL_MAX_QUEUE_BYTES: Final = "AGENTPORTAL_OTEL_MAX_QUEUE_BYTES"
+"""Bound, in bytes of encoded OTLP, on the spans held for export (queued plus the batch being
+retried); beyond it new spans are dropped and counted with ``reason=queue_bytes``. Queued
+spans are not encoded yet, so their size is estimated from the batches encoded so far.
+Default 67108864 (64 MiB)."""
+
+AGENTPORTAL_OTEL_RETRY_MAX_BACKOFF_MS: Final = "AGENTPORTAL_OTEL_RETRY_MAX_BACKOFF_MS"
+"""Cap, in milliseconds, on the wait between two attempts to export a batch the collector did
+not accept (connection refused or reset, timeout, 429, 502, 503, 504); the wait doubles from
+``min(1000, cap)`` with jitter, and a ``Retry-After`` answer is honoured up to the cap.
+Default 30000."""
+
+AGENTPORTAL_OTEL_SPOOL_DIR: Final = "AGENTPORTAL_OTEL_SPOOL_DIR"
+"""Directory for the disk spool: what cannot be exported by the shutdown deadline is written
+there as encoded OTLP requests and sent, oldest first, by the next process that starts on the
+same directory. Several processes may share it. Default unset: no spool."""
+
+AGENTPORTAL_OTEL_SPOOL_MAX_BYTES: Final = "AGENTPORTAL_OTEL_SPOOL_MAX_BYTES"
+"""Bound on the spool directory's size in bytes; a request that would exceed it is dropped
+and its spans counted with ``reason=spool_full``. Default 536870912 (512 MiB)."""
 
 AGENTPORTAL_OTEL_CLICKHOUSE_URL: Final = "AGENTPORTAL_OTEL_CLICKHOUSE_URL"
 """With ``OTEL_TRACES_EXPORTER=clickhouse``: ``http(s)://host:8123`` or ``chdb:///path``."""

@@ -10,6 +10,11 @@ Three paths end in a flush of every live logger:
 * interpreter exit (``atexit``), for SDK use and for hosts that exit normally;
 * an explicit :meth:`AgentPortalLogger.shutdown`.
 
+The first two are *final*: the exporters retry for most of the budget, then what is still
+unsent goes to the disk spool when ``AGENTPORTAL_OTEL_SPOOL_DIR`` is set (counted as lost
+otherwise). With ``--num_workers N`` every worker runs its own lifespan shutdown, so each
+flushes on its own SIGTERM.
+
 A flush runs in a helper thread joined with a timeout: the SDK's ``force_flush`` does not
 honour its timeout, and a dead collector must not hold the process hostage.
 """
@@ -34,7 +39,7 @@ _WRAPPED_FLAG: Final = "_agentportal_otel_wrapped"
 class Flushable(Protocol):
     shutdown_timeout_ms: int
 
-    def flush(self, timeout_millis: int | None = None) -> bool: ...
+    def flush(self, timeout_millis: int | None = None, *, final: bool = False) -> bool: ...
 
     def shutdown(self, timeout_millis: int | None = None) -> bool: ...
 
@@ -64,10 +69,13 @@ def run_bounded(func: Callable[[], object], timeout_s: float, what: str) -> bool
     return outcome[0]
 
 
-def flush_all(timeout_millis: int | None = None) -> None:
-    """Flush every live logger, each within its own (or the given) budget."""
+def flush_all(timeout_millis: int | None = None, final: bool = False) -> None:
+    """Flush every live logger, each within its own (or the given) budget.
+
+    ``final``: the process is about to end, so what cannot be sent in time goes to the spool.
+    """
     for item in list(_live):
-        item.flush(timeout_millis)
+        item.flush(timeout_millis, final=final)
 
 
 def shutdown_all() -> None:
@@ -107,7 +115,8 @@ def _wrap_proxy_shutdown(module: Any) -> bool:
             return await original(*args, **kwargs)
         finally:
             remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
-            await asyncio.to_thread(flush_all, remaining_ms)
+            # The process dies by the signal right after this: a final flush, spooling what is left.
+            await asyncio.to_thread(flush_all, remaining_ms, True)
             _logger.info("agentportal-otel: flushed telemetry at proxy shutdown")
 
     setattr(proxy_shutdown_event, _WRAPPED_FLAG, True)

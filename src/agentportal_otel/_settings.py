@@ -174,6 +174,58 @@ def _timeout_s(environ: Mapping[str, str], signal_var: str) -> float:
     return 10.0
 
 
+def _first(environ: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        value = _get(environ, name)
+        if value is not None:
+            return value
+    return None
+
+
+def _tls(environ: Mapping[str, str], signal: str) -> tuple[str | None, tuple[str, str] | None]:
+    """CA bundle and (client certificate, client key) for one signal, per-signal variables first."""
+    ca = _first(environ, getattr(_env, f"OTEL_EXPORTER_OTLP_{signal}_CERTIFICATE"), _env.OTEL_EXPORTER_OTLP_CERTIFICATE)
+    cert = _first(
+        environ,
+        getattr(_env, f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_CERTIFICATE"),
+        _env.OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
+    )
+    key = _first(environ, getattr(_env, f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_KEY"), _env.OTEL_EXPORTER_OTLP_CLIENT_KEY)
+    if (cert is None) != (key is None):
+        _bad(
+            _env.OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE if cert is None else _env.OTEL_EXPORTER_OTLP_CLIENT_KEY,
+            "is unset while its mutual-TLS partner is set",
+            "set both the client certificate and the client key; using no client certificate",
+        )
+        return ca, None
+    return ca, (cert, key) if cert is not None and key is not None else None
+
+
+def _spool_dir(environ: Mapping[str, str]) -> str | None:
+    """The spool directory, created if needed; ``None`` (no spool) when unusable."""
+    raw = _get(environ, _env.AGENTPORTAL_OTEL_SPOOL_DIR)
+    if raw is None:
+        return None
+    path = os.path.abspath(os.path.expanduser(raw))
+    try:
+        os.makedirs(path, exist_ok=True)
+        writable = os.access(path, os.W_OK | os.X_OK)
+    except OSError as error:
+        writable = False
+        why = f"cannot be created ({type(error).__name__}: {error.strerror or error})"
+    else:
+        why = "is not a writable directory"
+    if not writable:
+        _bad(
+            _env.AGENTPORTAL_OTEL_SPOOL_DIR,
+            f"{why}: {path!r}",
+            "point it at a directory this process can write (in a container, a volume owned by its user); "
+            "the spool is off until then",
+        )
+        return None
+    return path
+
+
 def _compression(environ: Mapping[str, str], signal_var: str) -> str:
     for name in (signal_var, _env.OTEL_EXPORTER_OTLP_COMPRESSION):
         raw = _get(environ, name)
@@ -288,6 +340,15 @@ class Settings:
     the current semantic-conventions-genai repository instead of the v1.41.0 release's."""
     extra_conventions: tuple[str, ...] = ()
     """Backends (``langfuse``, ``openlit``) whose own cost/user attributes are added to spans."""
+    traces_certificate: str | None = None
+    traces_client_cert: tuple[str, str] | None = None
+    metrics_certificate: str | None = None
+    metrics_client_cert: tuple[str, str] | None = None
+    max_queue_bytes: int = 64 * 2**20
+    retry_max_backoff_ms: int = 30_000
+    spool_dir: str | None = None
+    """Disk spool directory (``AGENTPORTAL_OTEL_SPOOL_DIR``); ``None`` turns the spool off."""
+    spool_max_bytes: int = 512 * 2**20
     master_key_hash: str | None = dataclasses.field(default=None, repr=False)
     """sha256 of ``LITELLM_MASTER_KEY``: spans of rejected master-key requests show the alias
     ``litellm_proxy_master_key`` instead of a stable fingerprint of the master key."""
@@ -335,6 +396,8 @@ class Settings:
                 "using the queue size as the batch size",
             )
             max_batch = max_queue
+        traces_tls = _tls(env, "TRACES")
+        metrics_tls = _tls(env, "METRICS")
         return {
             "enabled": not _bool(env, _env.OTEL_SDK_DISABLED, False),
             "service_name": _get(env, _env.OTEL_SERVICE_NAME) or _resource_service_name(env) or DEFAULT_SERVICE_NAME,
@@ -366,6 +429,14 @@ class Settings:
             "shutdown_timeout_ms": _int(env, _env.AGENTPORTAL_OTEL_SHUTDOWN_TIMEOUT_MS, 10_000),
             "semconv_latest": _semconv_latest(env),
             "extra_conventions": _extra_conventions(env),
+            "traces_certificate": traces_tls[0],
+            "traces_client_cert": traces_tls[1],
+            "metrics_certificate": metrics_tls[0],
+            "metrics_client_cert": metrics_tls[1],
+            "max_queue_bytes": _int(env, _env.AGENTPORTAL_OTEL_MAX_QUEUE_BYTES, 64 * 2**20, minimum=1024),
+            "retry_max_backoff_ms": _int(env, _env.AGENTPORTAL_OTEL_RETRY_MAX_BACKOFF_MS, 30_000),
+            "spool_dir": _spool_dir(env),
+            "spool_max_bytes": _int(env, _env.AGENTPORTAL_OTEL_SPOOL_MAX_BYTES, 512 * 2**20, minimum=1024),
             "master_key_hash": _sha256(_get(env, _env.LITELLM_MASTER_KEY)),
             "environ": env,
         }
@@ -391,6 +462,9 @@ class Settings:
             "max_tenant_values",
             "max_attribute_length",
             "shutdown_timeout_ms",
+            "max_queue_bytes",
+            "retry_max_backoff_ms",
+            "spool_max_bytes",
         ):
             value = getattr(self, name)
             if type(value) is not int or value < 1:

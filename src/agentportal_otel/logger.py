@@ -15,7 +15,10 @@ The span and metric work is in-memory; export happens on the batch processor's t
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
@@ -98,21 +101,53 @@ class AgentPortalLogger(CustomLogger):
             raise ValueError("inject both tracer_provider and meter_provider, or neither")
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
-        self._emitter = Emitter(
-            tracer_provider.get_tracer(SCOPE_NAME, __version__),
-            meter_provider.get_meter(SCOPE_NAME, __version__),
-            self.settings.max_tenant_values,
-            dropped_spans=(lambda: self.dropped_spans) if owned else None,
-            latest=self.settings.semconv_latest,
-        )
+        self._emitter = self._build_emitter(tracer_provider, meter_provider, owned)
         if owned:
             _logger.info("agentportal-otel %s: %s", __version__, self.settings.describe_destination())
+            _rebuild_after_fork(self)
         if install_shutdown_hooks:
             _lifecycle.register(self)
 
+    def _build_emitter(self, tracer_provider: TracerProvider, meter_provider: MeterProvider, owned: bool) -> Emitter:
+        return Emitter(
+            tracer_provider.get_tracer(SCOPE_NAME, __version__),
+            meter_provider.get_meter(SCOPE_NAME, __version__),
+            self.settings.max_tenant_values,
+            dropped_spans=self._dropped_by_reason if owned else None,
+            latest=self.settings.semconv_latest,
+        )
+
+    def _dropped_by_reason(self) -> dict[str, int]:
+        # queue_full always reports, so the series exists (at 0) from the first export on.
+        providers = self._providers
+        return {"queue_full": 0, **(providers.dropped_by_reason() if providers is not None else {})}
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child (gunicorn or a multiprocessing worker) builds its own providers.
+
+        The inherited ones belong to the parent: their exporters refuse to send from another
+        process, their queue was cleared by the SDK, and they are shut down in the background.
+        """
+        old = self._providers
+        if old is None or self._shut_down:
+            return
+        self._providers = build_providers(self.settings)
+        self.tracer_provider = self._providers.tracer_provider
+        self.meter_provider = self._providers.meter_provider
+        assert self.meter_provider is not None
+        self._emitter = self._build_emitter(self.tracer_provider, self.meter_provider, owned=True)
+        _logger.info("agentportal-otel: new providers in worker process %d", os.getpid())
+
+        def stop_inherited() -> None:
+            old.tracer_provider.shutdown()
+            if old.meter_provider is not None:
+                old.meter_provider.shutdown(timeout_millis=1000)
+
+        threading.Thread(target=stop_inherited, name="agentportal-otel-inherited", daemon=True).start()
+
     @property
     def dropped_spans(self) -> int:
-        """Spans dropped because the export queue was full."""
+        """Spans dropped so far, for any reason (see ``agentportal.spans.dropped``)."""
         return self._providers.dropped_spans if self._providers is not None else 0
 
     # --- LiteLLM hooks ---------------------------------------------------------------------
@@ -149,35 +184,84 @@ class AgentPortalLogger(CustomLogger):
         emitter.record_metrics(record)
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def flush(self, timeout_millis: int | None = None) -> bool:
-        """Export everything queued, spans then metrics, within one time budget."""
+    def flush(self, timeout_millis: int | None = None, *, final: bool = False) -> bool:
+        """Export everything queued, spans then metrics, within one time budget.
+
+        ``final`` (the process is ending): exports retry for most of the budget, then what
+        is still unsent is written to the spool (``AGENTPORTAL_OTEL_SPOOL_DIR``) or counted as
+        dropped with ``reason=shutdown``.
+        """
         if self.tracer_provider is None or self.meter_provider is None or self._shut_down:
             return True
         tracer_provider, meter_provider = self.tracer_provider, self.meter_provider
         budget_ms = timeout_millis if timeout_millis is not None else self.shutdown_timeout_ms
+        providers = self._providers
+        if final and providers is not None:
+            providers.begin_final(budget_ms / 1000)
+        before = self._dropped_by_reason()
 
         def flush_both() -> bool:
             spans = tracer_provider.force_flush(budget_ms)
             metrics = meter_provider.force_flush(budget_ms)
             return bool(spans and metrics)
 
-        return run_bounded(flush_both, budget_ms / 1000, "flush")
+        ok = run_bounded(flush_both, budget_ms / 1000, "flush")
+        if final and providers is not None:
+            self._report_final(providers.control.spooled_spans, before)
+        return ok
+
+    def _report_final(self, spooled: int, before: dict[str, int]) -> None:
+        after = self._dropped_by_reason()
+        lost = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
+        if spooled:
+            _logger.warning(
+                "agentportal-otel: the collector did not take everything by the shutdown deadline; %d spans were "
+                "written to the spool %s and will be sent by the next process started on it",
+                spooled,
+                self.settings.spool_dir,
+            )
+        if lost.get("shutdown") or lost.get("spool_full"):
+            _logger.warning(
+                "agentportal-otel: %d spans could not be exported by the shutdown deadline and are lost%s",
+                lost.get("shutdown", 0) + lost.get("spool_full", 0),
+                " (the spool is full)" if lost.get("spool_full") else " (set AGENTPORTAL_OTEL_SPOOL_DIR to keep them)",
+            )
 
     def shutdown(self, timeout_millis: int | None = None) -> bool:
         """Flush, then shut down the providers this logger owns. Idempotent."""
         if self._shut_down:
             return True
         budget_ms = timeout_millis if timeout_millis is not None else self.shutdown_timeout_ms
-        ok = self.flush(budget_ms)
+        started = time.monotonic()
+        ok = self.flush(budget_ms, final=True)
+        budget_ms = max(1, budget_ms - int((time.monotonic() - started) * 1000))
         self._shut_down = True
         _lifecycle.unregister(self)
         providers = self._providers
         if providers is not None:
 
             def stop() -> None:
+                providers.control.abort()
                 providers.tracer_provider.shutdown()
                 if providers.meter_provider is not None:
                     providers.meter_provider.shutdown(timeout_millis=max(1, budget_ms // 2))
 
             ok = run_bounded(stop, budget_ms / 1000, "shutdown") and ok
         return ok
+
+
+def _rebuild_after_fork(logger: AgentPortalLogger) -> None:
+    """Give a forked child its own providers (threads do not survive a fork)."""
+    if not hasattr(os, "register_at_fork"):
+        return
+    ref = weakref.ref(logger)
+
+    def after_in_child() -> None:
+        alive = ref()
+        if alive is not None:
+            try:
+                alive._after_fork_in_child()
+            except Exception as error:  # a fork must never fail because of us
+                _logger.warning("agentportal-otel: rebuilding providers after fork failed: %s", type(error).__name__)
+
+    os.register_at_fork(after_in_child=after_in_child)
