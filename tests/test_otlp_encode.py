@@ -149,3 +149,33 @@ def test_fast_span_start_keeps_the_sdk_limits() -> None:
         if expected_a is not None:
             assert finished.attributes["a"] == expected_a
         assert finished.attributes.get("c", ("p", "q")) == ("p", "q")
+
+
+def test_fast_span_start_takes_the_fast_path_on_this_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guard for the SDK private ``_fastspan`` relies on (``Span._attributes._dict``).
+
+    If a new SDK renames it, :func:`start_span` falls back to ``set_attributes``: still correct
+    (the test above), but slower. This test fails then, so the fallback is never silent.
+    """
+    from opentelemetry.sdk import trace as sdk_trace
+
+    from agentportal_otel._fastspan import start_span
+
+    calls: list[object] = []
+    original = sdk_trace.Span.set_attributes
+
+    def spy(self: sdk_trace.Span, attributes: object) -> None:
+        calls.append(attributes)
+        original(self, attributes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sdk_trace.Span, "set_attributes", spy)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 3, "tags": ("a", "b")}
+    start_span(
+        provider.get_tracer("t"), "s", context=None, kind=SpanKind.CLIENT, attributes=attributes, start_time=None
+    ).end()
+    (finished,) = exporter.get_finished_spans()
+    assert dict(finished.attributes or {}) == attributes
+    assert calls == [], "_fastspan fell back to set_attributes: the SDK's attribute store changed"
