@@ -74,3 +74,23 @@ def make_logger(tracer_provider: TracerProvider, meter_provider: MeterProvider):
     # LiteLLM copies callbacks into internal success/failure lists on first use: reset
     # them all, or the next test's calls would still reach this test's logger.
     litellm.logging_callback_manager._reset_all_callbacks()
+
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from agentportal_otel.demo._proxy import take_exit_reports
+
+    take_exit_reports()  # forget exits of earlier tests: a report belongs to the test it broke
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """On a failure, attach the log of every proxy that exited on its own (exit code, stacks)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    from agentportal_otel.demo._proxy import take_exit_reports
+
+    for exited in take_exit_reports():
+        report.sections.append((f"proxy pid {exited.pid} exited on its own with {exited.returncode}", exited.log_tail))

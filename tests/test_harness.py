@@ -454,3 +454,34 @@ def test_failed_start_raises_with_log_tail_and_leaves_no_process(tmp_path: Path)
     with pytest.raises(ProxyStartError, match="exited with code") as info, broken:
         pass
     assert "no_such_module" in str(info.value)
+
+
+@pytest.mark.slow
+def test_a_crashed_proxy_is_reported_with_every_threads_stack(tmp_path: Path) -> None:
+    import signal
+
+    from agentportal_otel.demo._proxy import take_exit_reports
+
+    with ProxyProcess(CONFIG, callbacks=(), workdir=tmp_path) as proxy:
+        assert proxy.environment()["PYTHONFAULTHANDLER"] == "1"
+        assert take_exit_reports() == []
+        assert proxy.pid is not None
+        os.kill(proxy.pid, signal.SIGSEGV)  # what a fault in a C extension raises
+        deadline = time.monotonic() + 20
+        while proxy.returncode is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proxy.returncode == -signal.SIGSEGV
+        log = proxy.log_text()
+        assert "Fatal Python error: Segmentation fault" in log, proxy.log_tail()
+        assert "most recent call first" in log  # faulthandler's stack dump
+    # Reported once the proxy is closed too (its directory, with the log, is gone by then).
+    [report] = take_exit_reports()
+    assert (report.pid, report.returncode) == (proxy.pid, -signal.SIGSEGV)
+    assert "Fatal Python error: Segmentation fault" in report.log_tail
+    assert take_exit_reports() == []
+
+    with ProxyProcess(CONFIG, callbacks=(), workdir=tmp_path / "c") as stopped:
+        assert stopped.stop() in (0, -signal.SIGTERM)
+    assert take_exit_reports() == []  # a proxy we stopped did not exit on its own
+    quiet = ProxyProcess(CONFIG, workdir=tmp_path / "b", env={"PYTHONFAULTHANDLER": None})
+    assert "PYTHONFAULTHANDLER" not in quiet.environment()

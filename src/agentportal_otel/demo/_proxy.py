@@ -13,7 +13,9 @@ file in a temporary directory (no database, the demo ``custom_auth`` of
 
 The child environment is the caller's (``DATABASE_*``, ``DIRECT_URL`` and ``PYTEST_CURRENT_TEST`` removed) plus
 ``LITELLM_LOCAL_MODEL_COST_MAP=True`` (no cost-map download), ``LITELLM_MASTER_KEY``, a
-``PYTHONPATH`` that makes this package importable, then ``env`` (a ``None`` value unsets).
+``PYTHONPATH`` that makes this package importable, ``PYTHONFAULTHANDLER=1`` unless set (a
+crash in native code writes every thread's stack to the log), then ``env`` (a ``None`` value
+unsets). :func:`take_exit_reports` lists the proxies that exited on their own, for test reports.
 Exiting the context manager, a failed start and interpreter exit kill the whole process group,
 so no proxy outlives the run.
 
@@ -23,6 +25,7 @@ overlay's directory first, then as installed modules: use importable module path
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import os
@@ -37,6 +40,7 @@ import urllib.error
 import urllib.request
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -127,6 +131,34 @@ def _litellm_command(python: str) -> list[str]:
         return [str(script)]
     # Same entry point as the console script, for interpreters without one next to them.
     return [python, "-c", "import sys; from litellm import run_server; sys.exit(run_server())"]
+
+
+@dataclass(frozen=True)
+class ExitReport:
+    """A proxy that exited on its own (a crash, a fatal error), with the end of its log."""
+
+    pid: int
+    returncode: int
+    log_tail: str
+
+
+_RUNNING: weakref.WeakSet[ProxyProcess] = weakref.WeakSet()
+_EXITED: collections.deque[ExitReport] = collections.deque(maxlen=16)
+
+
+def take_exit_reports() -> list[ExitReport]:
+    """Proxies that exited on their own since the last call: still open ones, then closed ones.
+
+    For test reports: a module-scoped proxy that dies makes every later test fail with a
+    connection error, and only its log says why.
+    """
+    reports = {r.pid: r for r in _EXITED}
+    _EXITED.clear()
+    for proxy in list(_RUNNING):
+        report = proxy._exit_report()
+        if report is not None:
+            reports.setdefault(report.pid, report)
+    return list(reports.values())
 
 
 def _kill_group(pgid: int) -> None:
@@ -235,6 +267,7 @@ class ProxyProcess:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        env.setdefault("PYTHONFAULTHANDLER", "1")
         for name, value in self._env_overrides.items():
             if value is None:
                 env.pop(name, None)
@@ -286,6 +319,7 @@ class ProxyProcess:
                 start_new_session=True,  # own process group: killpg reaches every child
             )
         self._finalizer = weakref.finalize(self, _kill_group, self._proc.pid)
+        _RUNNING.add(self)
 
     def _wait_live(self) -> None:
         assert self._proc is not None
@@ -317,6 +351,8 @@ class ProxyProcess:
         proc = self._proc
         if proc is None:
             return None
+        if (report := self._exit_report()) is not None and self in _RUNNING:
+            _EXITED.append(report)
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(sig)
@@ -326,6 +362,7 @@ class ProxyProcess:
         return proc.returncode
 
     def _kill(self) -> None:
+        _RUNNING.discard(self)
         proc = self._proc
         if proc is None:
             return
@@ -367,6 +404,12 @@ class ProxyProcess:
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def _exit_report(self) -> ExitReport | None:
+        code = self.returncode
+        if code is None or self._proc is None:
+            return None
+        return ExitReport(self._proc.pid, code, self.log_tail(200))
 
     def __repr__(self) -> str:
         return f"ProxyProcess(url={self.url!r}, pid={self.pid}, returncode={self.returncode})"
