@@ -313,6 +313,7 @@ def _run_doctor(args: argparse.Namespace, environ: Mapping[str, str], out: TextI
         else:
             checks.append(_doctor.Check("probe span exported", "SKIP", "endpoint not reachable"))
     checks.append(_check_stored(args, environ, probe_id, checks[-1].outcome == "PASS"))
+    checks.append(_check_rollups(args, environ))
     records = [dataclasses.asdict(c) for c in checks]
     if args.format == "table":
         for check in checks:
@@ -340,6 +341,45 @@ def _check_stored(args: argparse.Namespace, environ: Mapping[str, str], probe_id
         return _doctor.wait_for_probe(lambda: q.probe_count(backend, probe_id, target=target), probe_id, args.timeout)
     finally:
         backend.close()
+
+
+def _check_rollups(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    """Usage answers come from the rollups: are they there, and do they cover the raw spans?"""
+    name = "usage rollups cover otel_traces"
+    try:
+        url, user, password = _connection(args, environ)
+    except UsageError:
+        return _doctor.Check(name, "WARN", "not checked: no ClickHouse URL", "pass --url or set CLICKHOUSE_URL")
+    from agentportal_otel.clickhouse import _rollup, connect
+
+    target = _target(args, environ, url)
+    try:
+        backend = connect(url, user, password, variable="--url")
+        try:
+            found = _rollup.coverage(backend, database=target.database, traces_table=target.table)
+        finally:
+            backend.close()
+    except Exception as error:  # an unreachable server is reported by the probe check already
+        return _doctor.Check(name, "WARN", f"not checked: {_scrub(str(error), [password])}")
+    now = datetime.now(timezone.utc)
+    if found.missing:
+        return _doctor.Check(
+            name,
+            "WARN",
+            f"missing in {target.database}: {', '.join(found.missing)}; usage questions scan {target.table}",
+            "run `agentportal-otel schema --apply`, then `agentportal-otel rollup backfill --since 30d`",
+        )
+    if found.uncovered_since is not None:
+        start = found.rollup_start.strftime("%Y-%m-%d %H:%M UTC") if found.rollup_start else "nowhere (empty)"
+        return _doctor.Check(
+            name,
+            "WARN",
+            f"{target.table} has LLM spans from {found.uncovered_since:%Y-%m-%d %H:%M} UTC, the rollups start"
+            f" {start}: usage answered from the rollups misses the older calls",
+            f"run `agentportal-otel rollup backfill --since {found.backfill_days(now)}d` (idempotent)",
+        )
+    since = f"from {found.rollup_start:%Y-%m-%d %H:%M} UTC" if found.rollup_start else "no LLM spans yet"
+    return _doctor.Check(name, "PASS", since)
 
 
 def _scrub(message: str, secrets: Sequence[str | None]) -> str:

@@ -122,7 +122,8 @@ def test_doctor_all_green(chdb_url: str, backend: Any, doctor_db: str, capsys: p
     with CollectorStandIn(backend, doctor_db) as collector:
         code, out = run(capsys, "doctor", "--timeout", "10", env=_doctor_env(chdb_url, doctor_db, collector.base_url))
     assert code == 0, out
-    assert out.count("[PASS]") == 5 and collector.received == 1
+    assert out.count("[PASS]") == 6 and collector.received == 1
+    assert "[PASS] usage rollups cover otel_traces" in out
 
 
 def test_doctor_endpoint_down(chdb_url: str, doctor_db: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -319,6 +319,37 @@ def test_schema_apply_and_backfill_on_a_database_made_by_the_previous_ddl(chdb_u
         backend.close()
 
 
+def test_coverage_finds_llm_spans_older_than_the_rollups(chdb_url: str, fresh_db: str) -> None:
+    backend = connect(chdb_url)
+    try:
+        _run_script(backend, BEFORE.read_text(), fresh_db)
+        coverage = rollup.coverage(backend, database=fresh_db, traces_table="otel_traces")
+        assert coverage.missing == tuple(t.table("otel_traces") for t in rollup.FEED_ORDER)
+        old = _spans(100, 12, BASE, timedelta(days=1))
+        backend.insert_rows(fresh_db, "otel_traces", [span_to_row(s) for s in old])
+        for statement in schema_statements(fresh_db):
+            backend.command(statement)
+        now = datetime.now(timezone.utc)
+        new = _spans(50, 13, now - timedelta(hours=2), timedelta(hours=1))
+        backend.insert_rows(fresh_db, "otel_traces", [span_to_row(s) for s in new])
+
+        coverage = rollup.coverage(backend, database=fresh_db, traces_table="otel_traces")
+        newest_llm = min(s.start_time or 0 for s in new if s.name != "proxy")
+        assert coverage.missing == ()
+        assert coverage.rollup_start == datetime.fromtimestamp(newest_llm // 10**9 // 60 * 60, timezone.utc)
+        oldest = min(s.start_time or 0 for s in old + new)
+        assert coverage.uncovered_since == datetime.fromtimestamp(oldest // 10**9, timezone.utc)
+        assert coverage.backfill_days(now) == 5  # BASE is 4 days (and less than an hour) ago
+
+        rollup.backfill(backend, database=fresh_db, traces_table="otel_traces", since=BASE)
+        coverage = rollup.coverage(backend, database=fresh_db, traces_table="otel_traces")
+        assert coverage.uncovered_since is None and coverage.backfill_days(now) == 0
+        oldest_llm = min(s.start_time or 0 for s in old if s.name != "proxy")
+        assert coverage.rollup_start == datetime.fromtimestamp(oldest_llm // 10**9 // 60 * 60, timezone.utc)
+    finally:
+        backend.close()
+
+
 def test_cli_schema_apply_backfill_and_source(chdb_url: str, fresh_db: str, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
@@ -339,12 +370,27 @@ def test_cli_schema_apply_backfill_and_source(chdb_url: str, fresh_db: str, caps
         backend.insert_rows(fresh_db, "otel_traces", [span_to_row(s) for s in _spans(200, 3, BASE, timedelta(days=1))])
     finally:
         backend.close()
+    # doctor (collector down: only its ClickHouse checks matter here) names the missing rollups ...
+    doctor_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    main(["doctor", "--timeout", "1"], environ=doctor_env)
+    out = capsys.readouterr().out
+    assert f"[WARN] usage rollups cover otel_traces: missing in {fresh_db}: otel_traces_usage_1m" in out, out
+    assert "fix: run `agentportal-otel schema --apply`" in out
     assert main(["schema", "--apply"], environ=env) == 0
     assert "rollup backfill" in capsys.readouterr().out
+    # ... then the spans older than them, with the backfill that covers them (BASE is 4 days ago) ...
+    main(["doctor", "--timeout", "1"], environ=doctor_env)
+    out = capsys.readouterr().out
+    assert "[WARN] usage rollups cover otel_traces: otel_traces has LLM spans from" in out, out
+    assert "nowhere (empty)" in out and "fix: run `agentportal-otel rollup backfill --since 5d`" in out
     for _ in range(2):
         assert main(["rollup", "backfill", "--since", "30d", "--format", "json"], environ=env) == 0
         (result,) = json.loads(capsys.readouterr().out)
         assert result["calls"] == sum(1 for s in _spans(200, 3, BASE, timedelta(days=1)) if s.name != "proxy")
+    # ... and nothing once the backfill ran.
+    main(["doctor", "--timeout", "1"], environ=doctor_env)
+    out = capsys.readouterr().out
+    assert f"[PASS] usage rollups cover otel_traces: from {BASE:%Y-%m-%d}" in out, out
     answers = {}
     for source in ("raw", "rollup", "auto"):
         assert (

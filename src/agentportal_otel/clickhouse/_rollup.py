@@ -358,3 +358,60 @@ def _cover(lo: int, hi: int, grains: Sequence[int], level: int) -> list[tuple[in
     if first >= last:
         return _cover(lo, hi, grains, level + 1)
     return [*_cover(lo, first, grains, level + 1), (level, first, last), *_cover(last, hi, grains, level + 1)]
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Whether the rollups can answer for the raw table's spans (what ``doctor`` reports)."""
+
+    missing: tuple[str, ...]
+    """Rollup tables that do not exist (all of them on a database made by the older DDL)."""
+    rollup_start: datetime | None
+    """The oldest minute in the minute tier; ``None`` when it is empty or missing."""
+    uncovered_since: datetime | None
+    """The oldest raw span, when an LLM span older than ``rollup_start`` exists (or the rollup
+    is empty while LLM spans exist): the rollups were added after those spans and
+    :func:`backfill` was not run for them. ``None``: nothing older is missing."""
+
+    def backfill_days(self, now: datetime) -> int:
+        """Whole days a ``rollup backfill --since <N>d`` needs to reach ``uncovered_since``."""
+        if self.uncovered_since is None:
+            return 0
+        return max(1, -(-int((now - self.uncovered_since).total_seconds()) // 86400))
+
+
+def coverage(backend: Backend, *, database: str, traces_table: str) -> Coverage:
+    """Look for rollup tables that are missing and for LLM spans older than the rollups.
+
+    Cheap at any size: ``min`` of a partition-key column is answered from part metadata, and
+    the search for an older LLM span stops at the first one (it reads the older days in full
+    only when they hold no LLM span)."""
+    db = quote_identifier(database, "database name")
+    raw = f"{db}.{quote_identifier(traces_table, 'table name')}"
+    tables = [tier.table(traces_table) for tier in FEED_ORDER]
+    names_: dict[str, str | int | float] = {f"t{i}": t for i, t in enumerate(tables)}
+    names_["db"] = database
+    rows = backend.query(
+        "SELECT name FROM system.tables WHERE database = {db:String} AND name IN ("
+        + ", ".join(f"{{t{i}:String}}" for i in range(len(tables)))
+        + ")",
+        names_,
+    )
+    present = {str(row["name"]) for row in rows}
+    missing = tuple(t for t in tables if t not in present)
+    if MINUTE.table(traces_table) not in present:
+        return Coverage(missing, None, None)
+    minute = f"{db}.{quote_identifier(MINUTE.table(traces_table))}"
+    rows = backend.query(f"SELECT count() AS n, toUnixTimestamp(min(Start)) AS start FROM {minute}")
+    rollup_start = (
+        datetime.fromtimestamp(int(rows[0]["start"]), timezone.utc) if rows and int(rows[0]["n"]) > 0 else None
+    )
+    older, params = "", dict[str, str | int | float]()
+    if rollup_start is not None:
+        older = " AND Timestamp < toDateTime64({start:UInt32}, 9, 'UTC')"
+        params = {"start": int(rollup_start.timestamp())}
+    found = backend.query(f"SELECT 1 AS found FROM {raw} WHERE {LLM_ONLY}{older} LIMIT 1", params)
+    if not found:
+        return Coverage(missing, rollup_start, None)
+    rows = backend.query(f"SELECT toUnixTimestamp(min(Timestamp)) AS oldest FROM {raw}")
+    return Coverage(missing, rollup_start, datetime.fromtimestamp(int(rows[0]["oldest"]), timezone.utc))
