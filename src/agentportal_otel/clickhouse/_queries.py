@@ -470,26 +470,31 @@ def _union(
     if errors_only:
         raw_where.append("StatusCode = 'Error'")
         rollup_where.append("StatusCode = 'Error'")
-    selects = []
+    # One SELECT per source: the pieces of a tier (both edges of the window) share it, as one
+    # OR of ranges, so a question costs at most one scan per tier (each SELECT has a fixed cost).
+    ranges: dict[int | None, list[str]] = {}
     for i, (level, lo, hi) in enumerate(pieces):
         if level is None:
             params[f"lo{i}"], params[f"hi{i}"] = lo, hi
-            where = [
-                rollup.LLM_ONLY,
-                f"Timestamp >= fromUnixTimestamp64Nano({{lo{i}:Int64}})",
-                f"Timestamp < fromUnixTimestamp64Nano({{hi{i}:Int64}})",
-                *raw_where,
-            ]
+            ranges.setdefault(level, []).append(
+                f"Timestamp >= fromUnixTimestamp64Nano({{lo{i}:Int64}})"
+                f" AND Timestamp < fromUnixTimestamp64Nano({{hi{i}:Int64}})"
+            )
+        else:
+            params[f"lo{i}"], params[f"hi{i}"] = lo // 1_000_000_000, hi // 1_000_000_000
+            ranges.setdefault(level, []).append(
+                f"Start >= toDateTime({{lo{i}:UInt32}}, 'UTC') AND Start < toDateTime({{hi{i}:UInt32}}, 'UTC')"
+            )
+    selects = []
+    for level, spans in ranges.items():
+        within = spans[0] if len(spans) == 1 else "(" + " OR ".join(f"({r})" for r in spans) + ")"
+        if level is None:
+            where = [rollup.LLM_ONLY, within, *raw_where]
             columns = [f"{_BUCKETS[bucket] if bucket else 'NULL'} AS bucket"]
             columns += [f"{expr} AS {alias}" for alias, expr in raw_dims] + list(raw_measures)
             source = target.traces()
         else:
-            params[f"lo{i}"], params[f"hi{i}"] = lo // 1_000_000_000, hi // 1_000_000_000
-            where = [
-                f"Start >= toDateTime({{lo{i}:UInt32}}, 'UTC')",
-                f"Start < toDateTime({{hi{i}:UInt32}}, 'UTC')",
-                *rollup_where,
-            ]
+            where = [within, *rollup_where]
             columns = [f"{_ROLLUP_BUCKETS[bucket] if bucket else 'NULL'} AS bucket"]
             columns += [f"{expr} AS {alias}" for alias, expr in rollup_dims] + list(rollup_measures)
             source = target.rollup(tiers[level])
