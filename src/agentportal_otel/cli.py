@@ -150,8 +150,19 @@ def _target(args: argparse.Namespace, environ: Mapping[str, str], url: str) -> q
     return q.Target(database=database, table=args.table)
 
 
+def relative_end(now: datetime | None = None) -> datetime:
+    """Where a window "the last N" ends: the next whole minute (``now`` itself on one).
+
+    Both ends of ``[end - N, end)`` then fall on minute boundaries when N is whole minutes, so
+    the usage rollups answer alone, without the raw rows of partial minutes at the edges. The
+    window holds nothing later than now, and leaves out less than a minute at its old end."""
+    now = now or datetime.now(timezone.utc)
+    floor = now.replace(second=0, microsecond=0)
+    return floor if floor == now else floor + timedelta(minutes=1)
+
+
 def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
-    end = args.end or datetime.now(timezone.utc)
+    end = args.end or relative_end()
     return (args.start or end - args.since), end
 
 

@@ -220,6 +220,20 @@ def test_since_window(data: dict[str, Any]) -> None:
     assert 0 < last_hour["total"] < day["total"]
     moment = datetime.fromisoformat(last_hour["start"])
     assert timedelta(minutes=59) < datetime.now(timezone.utc) - moment < timedelta(minutes=61)
+    # A relative window ends at the next whole minute, so the rollups answer it without raw edges.
+    end = datetime.fromisoformat(last_hour["end"])
+    assert end - moment == timedelta(hours=1)
+    assert (end.second, end.microsecond) == (0, 0)
+    assert timedelta(0) <= end - datetime.now(timezone.utc) <= timedelta(minutes=1)
+
+
+def test_relative_windows_end_on_the_next_whole_minute() -> None:
+    from agentportal_otel.cli import relative_end
+
+    on = datetime(2026, 12, 4, 2, 30, tzinfo=timezone.utc)
+    assert relative_end(on) == on
+    assert relative_end(on + timedelta(microseconds=1)) == on + timedelta(minutes=1)
+    assert relative_end(on - timedelta(seconds=59)) == on
 
 
 def test_call_detail(data: dict[str, Any]) -> None:

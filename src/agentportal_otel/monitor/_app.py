@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
@@ -112,7 +112,7 @@ def _window(since: str | None, start: str | None, end: str | None) -> tuple[date
             moments[name] = cli._parse_time(text) if text is not None else None
         except (argparse.ArgumentTypeError, OverflowError):
             raise bad(name, f"{name} must be an ISO 8601 time (e.g. 2026-01-31T12:00:00Z), got {text!r}") from None
-    stop = moments["end"] or datetime.now(timezone.utc)
+    stop = moments["end"] or cli.relative_end()
     try:
         begin = moments["start"] or stop - span
     except OverflowError:
