@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     window = argparse.ArgumentParser(add_help=False)
     window.add_argument("--since", type=_parse_since, default=timedelta(hours=24), help="e.g. 24h, 7d")
     window.add_argument("--start", type=_parse_time, help="ISO time (UTC if no offset)")
-    window.add_argument("--end", type=_parse_time, help="ISO time (default now)")
+    window.add_argument("--end", type=_parse_time, help="ISO time (default: the next whole minute)")
     for name in ("project", "team", "model", "key-alias", "user-id"):
         window.add_argument(f"--{name}", dest=f"f_{name.replace('-', '_')}", help=f"only this {name}")
     window.add_argument("--status", choices=("ok", "error"))
