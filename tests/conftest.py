@@ -76,7 +76,6 @@ def make_logger(tracer_provider: TracerProvider, meter_provider: MeterProvider):
     litellm.logging_callback_manager._reset_all_callbacks()
 
 
-
 def pytest_runtest_setup(item: pytest.Item) -> None:
     from agentportal_otel.demo._proxy import take_exit_reports
 

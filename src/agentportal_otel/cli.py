@@ -336,6 +336,10 @@ def _run_doctor(args: argparse.Namespace, environ: Mapping[str, str], out: TextI
     return 1 if any(c.outcome == "FAIL" for c in checks) else 0
 
 
+def _no_clickhouse_url(name: str) -> Any:
+    return _doctor.Check(name, "WARN", "not checked: no ClickHouse URL", "pass --url or set CLICKHOUSE_URL")
+
+
 def _check_stored(args: argparse.Namespace, environ: Mapping[str, str], probe_id: str, sent: bool) -> Any:
     name = "probe stored in ClickHouse"
     if not sent:
@@ -343,7 +347,7 @@ def _check_stored(args: argparse.Namespace, environ: Mapping[str, str], probe_id
     try:
         url, user, password = _connection(args, environ)
     except UsageError:
-        return _doctor.Check(name, "WARN", "not checked: no ClickHouse URL", "pass --url or set CLICKHOUSE_URL")
+        return _no_clickhouse_url(name)
     from agentportal_otel.clickhouse import connect
 
     target = _target(args, environ, url)
@@ -360,7 +364,7 @@ def _check_rollups(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     try:
         url, user, password = _connection(args, environ)
     except UsageError:
-        return _doctor.Check(name, "WARN", "not checked: no ClickHouse URL", "pass --url or set CLICKHOUSE_URL")
+        return _no_clickhouse_url(name)
     from agentportal_otel.clickhouse import _rollup, connect
 
     target = _target(args, environ, url)

@@ -399,14 +399,7 @@ def _tiers(
             chosen.setdefault(tier.grain_seconds, tier)
     tiers = tuple(chosen.values())
     names_ = [t.table(target.table) for t in tiers]
-    params: dict[str, Any] = {"db": target.database} | {f"t{i}": n for i, n in enumerate(names_)}
-    found = backend.query(
-        "SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name IN ("
-        + ", ".join(f"{{t{i}:String}}" for i in range(len(names_)))
-        + ")",
-        params,
-    )
-    missing = not tiers or not found or int(found[0]["n"]) < len(tiers)
+    missing = not tiers or len(rollup.existing_tables(backend, target.database, names_)) < len(tiers)
     out_of_range = _ns(start) < 0 or _ns(end) > _MAX_DATETIME_NS
     if missing or out_of_range:
         if source == "rollup":

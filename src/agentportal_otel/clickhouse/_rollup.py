@@ -360,6 +360,19 @@ def _cover(lo: int, hi: int, grains: Sequence[int], level: int) -> list[tuple[in
     return [*_cover(lo, first, grains, level + 1), (level, first, last), *_cover(last, hi, grains, level + 1)]
 
 
+def existing_tables(backend: Backend, database: str, tables: Sequence[str]) -> set[str]:
+    """Which of ``tables`` exist in ``database`` (and are visible to this user)."""
+    params: dict[str, str | int | float] = {f"t{i}": t for i, t in enumerate(tables)}
+    params["db"] = database
+    rows = backend.query(
+        "SELECT name FROM system.tables WHERE database = {db:String} AND name IN ("
+        + ", ".join(f"{{t{i}:String}}" for i in range(len(tables)))
+        + ")",
+        params,
+    )
+    return {str(row["name"]) for row in rows}
+
+
 @dataclass(frozen=True)
 class Coverage:
     """Whether the rollups can answer for the raw table's spans (what ``doctor`` reports)."""
@@ -389,15 +402,7 @@ def coverage(backend: Backend, *, database: str, traces_table: str) -> Coverage:
     db = quote_identifier(database, "database name")
     raw = f"{db}.{quote_identifier(traces_table, 'table name')}"
     tables = [tier.table(traces_table) for tier in FEED_ORDER]
-    names_: dict[str, str | int | float] = {f"t{i}": t for i, t in enumerate(tables)}
-    names_["db"] = database
-    rows = backend.query(
-        "SELECT name FROM system.tables WHERE database = {db:String} AND name IN ("
-        + ", ".join(f"{{t{i}:String}}" for i in range(len(tables)))
-        + ")",
-        names_,
-    )
-    present = {str(row["name"]) for row in rows}
+    present = existing_tables(backend, database, tables)
     missing = tuple(t for t in tables if t not in present)
     if MINUTE.table(traces_table) not in present:
         return Coverage(missing, None, None)
