@@ -12,14 +12,19 @@ too):
 * ``empty hook``         -- a ``CustomLogger`` whose ``async_log_success_event`` does nothing;
 * ``map_call only``      -- the pure mapping (payload -> ``CallRecord``);
 * ``hook, no-op export`` -- ``AgentPortalLogger.async_log_success_event``: mapping, span through
-  the plugin's ``DroppingBatchSpanProcessor`` to an exporter that discards, metrics into a
-  ``MeterProvider`` with a periodic reader (interval beyond the run) on a discarding exporter;
-  the processor is flushed inside the timed region;
+  the plugin's ``DroppingBatchSpanProcessor`` to an exporter that discards, metrics into the
+  plugin's own aggregation (``_aggregate``) behind a periodic reader (interval beyond the run) on
+  a discarding exporter, as the plugin's own providers record them; the processor is flushed
+  inside the timed region;
+* ``as above, SDK metrics`` -- the same with the metrics recorded through the SDK's instruments
+  (injected providers, and the plugin before issue 11's aggregation);
 * ``hook, OTLP encode``  -- as above, but the exporter encodes each batch to OTLP protobuf
   bytes as the plugin's exporter does before sending (``_otlp_encode``), so the export
   thread's share shows;
 * ``hook, SDK encoder``  -- the same with the SDK's ``encode_spans`` (what ``OTLPSpanExporter``
   does), for comparison.
+
+The variant names are printed at a width of 22; ``as above, SDK metrics`` refers to the row above it.
 
 Then ``cProfile`` of the no-op-export hook prints the 15 biggest costs (cumulative and own time).
 Everything is in-process: no network. ::
@@ -63,12 +68,16 @@ from opentelemetry.sdk.metrics.export import (  # noqa: E402
 )
 from opentelemetry.sdk.trace import ReadableSpan  # noqa: E402
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noqa: E402
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope  # noqa: E402
 
 from agentportal_otel import _litellm_fields as f  # noqa: E402
+from agentportal_otel._aggregate import Aggregator, ProducingMetricReader  # noqa: E402
+from agentportal_otel._emit import Emitter  # noqa: E402
 from agentportal_otel._mapping import map_call  # noqa: E402
 from agentportal_otel._otlp_encode import encode_spans_bytes  # noqa: E402
-from agentportal_otel._providers import build_tracer_provider  # noqa: E402
+from agentportal_otel._providers import SCOPE_NAME, build_tracer_provider  # noqa: E402
 from agentportal_otel._settings import Settings  # noqa: E402
+from agentportal_otel._version import __version__  # noqa: E402
 from agentportal_otel.logger import AgentPortalLogger  # noqa: E402
 
 Payload = tuple[dict[str, Any], Any, Any, Any]
@@ -207,16 +216,33 @@ def settings() -> Settings:
     return Settings.from_env({"OTEL_BSP_SCHEDULE_DELAY": "1000", "OTEL_BSP_MAX_QUEUE_SIZE": "65536"})
 
 
-def build_logger(exporter: SpanExporter) -> AgentPortalLogger:
+def build_logger(exporter: SpanExporter, own_metrics: bool = True) -> AgentPortalLogger:
+    """The plugin on ``exporter``; metrics as the plugin's own providers record them (our
+    ``Aggregator`` behind a ``ProducingMetricReader``) or, with ``own_metrics=False``, through the
+    SDK's instruments (what injected providers get, and the plugin before issue 11)."""
     s = settings()
     providers = build_tracer_provider(s, [exporter])
-    meter_provider = MeterProvider(
-        resource=providers.tracer_provider.resource,
-        metric_readers=[PeriodicExportingMetricReader(DiscardMetrics(), export_interval_millis=3_600_000)],
+    resource = providers.tracer_provider.resource
+    aggregator = Aggregator(InstrumentationScope(SCOPE_NAME, __version__)) if own_metrics else None
+    reader = (
+        ProducingMetricReader(DiscardMetrics(), aggregator, resource, 3_600_000)
+        if aggregator is not None
+        else PeriodicExportingMetricReader(DiscardMetrics(), export_interval_millis=3_600_000)
     )
-    return AgentPortalLogger(
+    meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+    logger = AgentPortalLogger(
         s, tracer_provider=providers.tracer_provider, meter_provider=meter_provider, install_shutdown_hooks=False
     )
+    if aggregator is not None:  # what the logger does with providers it builds itself
+        logger._emitter = Emitter(
+            providers.tracer_provider.get_tracer(SCOPE_NAME, __version__),
+            meter_provider.get_meter(SCOPE_NAME, __version__),
+            s.max_tenant_values,
+            dropped_spans=lambda: {"queue_full": 0},
+            latest=s.semconv_latest,
+            instruments=aggregator,
+        )
+    return logger
 
 
 def time_hook(hook: Callable[..., Any], payloads: list[Payload], after: Callable[[], object] | None = None) -> float:
@@ -261,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     empty = _Empty()
     discard_logger = build_logger(DiscardSpans())
+    sdk_metrics_logger = build_logger(DiscardSpans(), own_metrics=False)
     encoder = EncodeSpans()
     encode_logger = build_logger(encoder)
     sdk_encode_logger = build_logger(EncodeSpans(sdk=True))
@@ -273,6 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "empty hook": lambda p: time_hook(empty.async_log_success_event, p),
         "map_call only": lambda p: time_sync(map_call, p),
         "hook, no-op export": lambda p: time_hook(discard_logger.async_log_success_event, p, flusher(discard_logger)),
+        "as above, SDK metrics": lambda p: time_hook(
+            sdk_metrics_logger.async_log_success_event, p, flusher(sdk_metrics_logger)
+        ),
         "hook, OTLP encode": lambda p: time_hook(encode_logger.async_log_success_event, p, flusher(encode_logger)),
         "hook, SDK encoder": lambda p: time_hook(
             sdk_encode_logger.async_log_success_event, p, flusher(sdk_encode_logger)
@@ -315,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = text.find("   ncalls")
         print(f"\n# cProfile of the hook (no-op export), {args.calls} calls, top {args.top} by {sort}")
         print(text[start:].rstrip())
-    for logger in (discard_logger, encode_logger, sdk_encode_logger):
+    for logger in (discard_logger, sdk_metrics_logger, encode_logger, sdk_encode_logger):
         logger.shutdown(5_000)
     return 0
 

@@ -24,6 +24,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 from agentportal_otel import _attributes as ap
+from agentportal_otel._aggregate import Aggregator
 from agentportal_otel._fastspan import start_span
 from agentportal_otel._mapping import CallRecord
 
@@ -112,6 +113,9 @@ class Emitter:
 
     ``latest`` selects the metrics of the current semantic-conventions-genai repository
     (``gen_ai.client.inference.*``, ``gen_ai.client.embeddings.*``) instead of v1.41.0's.
+    ``instruments`` takes the histograms and counters from our own aggregation
+    (:mod:`agentportal_otel._aggregate`) instead of ``meter``; the observable drop counter stays
+    on ``meter``.
     """
 
     def __init__(
@@ -122,31 +126,34 @@ class Emitter:
         dropped_spans: Callable[[], Mapping[str, int]] | None = None,
         *,
         latest: bool = False,
+        instruments: Aggregator | None = None,
     ) -> None:
         self._tracer = tracer
+        # The histograms and counters: our own aggregation when the providers are ours, else the SDK's.
+        sync: Meter | Aggregator = instruments if instruments is not None else meter
         self._latest = latest
         self._cap = CardinalityCap(max_tenant_values, (ap.TEAM, ap.PROJECT))
-        self._duration = meter.create_histogram(
+        self._duration = sync.create_histogram(
             gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION,
             unit="s",
             description="GenAI operation duration.",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
         if latest:
-            self._inference_duration = meter.create_histogram(
+            self._inference_duration = sync.create_histogram(
                 ap.LATEST_METRIC_INFERENCE_DURATION,
                 unit="s",
                 description="GenAI client inference operation duration.",
                 explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
             )
-            self._embeddings_duration = meter.create_histogram(
+            self._embeddings_duration = sync.create_histogram(
                 ap.LATEST_METRIC_EMBEDDINGS_DURATION,
                 unit="s",
                 description="GenAI client embeddings operation duration.",
                 explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
             )
             self._usage = {
-                name: meter.create_counter(name, unit="{token}", description=description)
+                name: sync.create_counter(name, unit="{token}", description=description)
                 for name, description in (
                     (ap.LATEST_METRIC_INFERENCE_USAGE_INPUT_TOKENS, "Input tokens used, including cached tokens."),
                     (ap.LATEST_METRIC_INFERENCE_USAGE_OUTPUT_TOKENS, "Output tokens used, including reasoning."),
@@ -156,7 +163,7 @@ class Emitter:
                 )
             }
             self._per_operation = {
-                name: meter.create_histogram(
+                name: sync.create_histogram(
                     name,
                     unit="{token}",
                     description=description,
@@ -169,13 +176,13 @@ class Emitter:
                 )
             }
         else:
-            self._tokens = meter.create_histogram(
+            self._tokens = sync.create_histogram(
                 gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE,
                 unit="{token}",
                 description="Number of input and output tokens used.",
                 explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
             )
-        self._ttfc = meter.create_histogram(
+        self._ttfc = sync.create_histogram(
             ap.LATEST_METRIC_INFERENCE_TIME_TO_FIRST_CHUNK
             if latest
             else gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
@@ -183,7 +190,7 @@ class Emitter:
             description="Time to receive the first chunk of a streamed response.",
             explicit_bucket_boundaries_advisory=list(TIME_TO_FIRST_CHUNK_BUCKETS),
         )
-        self._cost = meter.create_counter(
+        self._cost = sync.create_counter(
             ap.METRIC_COST,
             unit=COST_UNIT,
             description="Cost of GenAI calls in US dollars, as computed by LiteLLM.",

@@ -27,13 +27,16 @@ from typing import Final
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
+    MetricExporter,
     MetricReader,
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from agentportal_otel._aggregate import Aggregator, ProducingMetricReader, supports
 from agentportal_otel._retry import (
     QUEUE_BYTES,
     QUEUE_FULL,
@@ -46,9 +49,12 @@ from agentportal_otel._retry import (
 )
 from agentportal_otel._settings import Settings
 from agentportal_otel._spool import Spool
+from agentportal_otel._version import __version__
 
 _logger = logging.getLogger("agentportal_otel")
 
+SCOPE_NAME: Final = "agentportal_otel"
+"""The instrumentation scope of our spans and metrics."""
 _DROP_WARNING_INTERVAL_S: Final = 60.0
 _SEND_SHARE: Final = 0.7
 """Share of the shutdown budget spent retrying; the rest is left for writing the spool."""
@@ -143,6 +149,8 @@ class Providers:
     tracer_provider: TracerProvider
     span_processors: list[SpanProcessor] = field(default_factory=list)
     meter_provider: MeterProvider | None = None
+    aggregator: Aggregator | None = None
+    """The emitter's synchronous instruments, when our own aggregation is used (:mod:`._aggregate`)."""
     control: ExportControl = field(default_factory=ExportControl)
 
     def dropped_by_reason(self) -> dict[str, int]:
@@ -234,23 +242,28 @@ def build_tracer_provider(
     return Providers(provider, processors, control=control)
 
 
-def build_metric_readers(settings: Settings, control: ExportControl | None = None) -> list[MetricReader]:
+def build_metric_exporters(settings: Settings, control: ExportControl | None = None) -> list[MetricExporter]:
+    """One exporter per entry of ``OTEL_METRICS_EXPORTER`` (``none`` gives none)."""
     control = control if control is not None else ExportControl()
-    readers: list[MetricReader] = []
+    exporters: list[MetricExporter] = []
     for name in settings.metrics_exporters:
         if name == "otlp":
             delivery = Delivery(metrics_sender(settings), "metrics", control, settings.retry_max_backoff_ms / 1000)
-            exporter = RetryingMetricExporter(delivery)
-            readers.append(
-                PeriodicExportingMetricReader(exporter, export_interval_millis=settings.metric_export_interval_ms)
-            )
+            exporters.append(RetryingMetricExporter(delivery))
         elif name == "console":
-            readers.append(
-                PeriodicExportingMetricReader(
-                    ConsoleMetricExporter(), export_interval_millis=settings.metric_export_interval_ms
-                )
-            )
-    return readers
+            exporters.append(ConsoleMetricExporter())
+    return exporters
+
+
+def build_metric_readers(
+    settings: Settings, exporters: Sequence[MetricExporter], aggregator: Aggregator | None = None
+) -> list[MetricReader]:
+    """A periodic reader per exporter; with ``aggregator``, readers that export its points too."""
+    interval = settings.metric_export_interval_ms
+    if aggregator is None:
+        return [PeriodicExportingMetricReader(exporter, export_interval_millis=interval) for exporter in exporters]
+    resource = build_resource(settings)
+    return [ProducingMetricReader(exporter, aggregator, resource, interval) for exporter in exporters]
 
 
 def _check_protobuf_backend() -> None:
@@ -278,8 +291,13 @@ def build_providers(settings: Settings) -> Providers:
     _check_protobuf_backend()
     control = build_control(settings)
     providers = build_tracer_provider(settings, control=control)
+    exporters = build_metric_exporters(settings, control)
+    # Our own aggregation when every exporter wants what it implements (explicit-bucket histograms).
+    aggregator = Aggregator(InstrumentationScope(SCOPE_NAME, __version__)) if all(map(supports, exporters)) else None
+    providers.aggregator = aggregator
     providers.meter_provider = MeterProvider(
-        resource=providers.tracer_provider.resource, metric_readers=build_metric_readers(settings, control)
+        resource=providers.tracer_provider.resource,
+        metric_readers=build_metric_readers(settings, exporters, aggregator),
     )
     if control.spool is not None:
         senders = {}

@@ -33,12 +33,12 @@ from agentportal_otel._emit import Emitter
 from agentportal_otel._guard import guarded
 from agentportal_otel._lifecycle import run_bounded
 from agentportal_otel._mapping import content_attributes, map_call
-from agentportal_otel._providers import Providers, build_providers
+from agentportal_otel._providers import SCOPE_NAME, Providers, build_providers
 from agentportal_otel._settings import Settings
 from agentportal_otel._version import __version__
 
 _logger = logging.getLogger("agentportal_otel")
-SCOPE_NAME = "agentportal_otel"
+__all__ = ["SCOPE_NAME", "AgentPortalLogger"]
 
 
 class _RecentKeys:
@@ -115,6 +115,7 @@ class AgentPortalLogger(CustomLogger):
             self.settings.max_tenant_values,
             dropped_spans=self._dropped_by_reason if owned else None,
             latest=self.settings.semconv_latest,
+            instruments=self._providers.aggregator if owned and self._providers is not None else None,
         )
 
     def _dropped_by_reason(self) -> dict[str, int]:
