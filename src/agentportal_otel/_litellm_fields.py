@@ -118,18 +118,26 @@ MASTER_KEY_HASH: Final = "litellm_proxy_master_key"
 EMPTY: Final[Mapping[str, Any]] = {}
 
 
+# The payload is plain dicts almost always: ``type(x) is dict`` answers before the ``Mapping`` ABC's
+# isinstance check, which costs about ten times more and ran ~80 times per call (issue 11).
+
+
+def _is_mapping(value: object) -> bool:
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))
+
+
 def mapping(container: object, key: str) -> Mapping[str, Any]:
     """``container[key]`` when both are mappings, else an empty mapping."""
-    if isinstance(container, Mapping):
+    if type(container) is dict or isinstance(container, Mapping):
         value = container.get(key)
-        if isinstance(value, Mapping):
+        if type(value) is dict or (value is not None and isinstance(value, Mapping)):
             return value
     return EMPTY
 
 
 def text(container: object, key: str) -> str | None:
     """A non-empty string at ``container[key]``; ints are accepted as ids."""
-    if not isinstance(container, Mapping):
+    if type(container) is not dict and not isinstance(container, Mapping):
         return None
     value = container.get(key)
     if isinstance(value, str):
@@ -141,7 +149,7 @@ def text(container: object, key: str) -> str | None:
 
 def count(container: object, key: str) -> int | None:
     """A non-negative whole number at ``container[key]`` (token counts)."""
-    if not isinstance(container, Mapping):
+    if type(container) is not dict and not isinstance(container, Mapping):
         return None
     value = container.get(key)
     if isinstance(value, bool):
@@ -155,7 +163,7 @@ def count(container: object, key: str) -> int | None:
 
 def number(container: object, key: str) -> float | None:
     """A finite float at ``container[key]``."""
-    if not isinstance(container, Mapping):
+    if type(container) is not dict and not isinstance(container, Mapping):
         return None
     value = container.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -166,7 +174,7 @@ def number(container: object, key: str) -> float | None:
 
 def sequence(container: object, key: str) -> Sequence[Any]:
     """A list or tuple at ``container[key]``, else empty."""
-    if isinstance(container, Mapping):
+    if type(container) is dict or isinstance(container, Mapping):
         value = container.get(key)
         if isinstance(value, (list, tuple)):
             return value
@@ -175,16 +183,16 @@ def sequence(container: object, key: str) -> Sequence[Any]:
 
 def as_mapping(value: object) -> Mapping[str, Any]:
     """``value`` as a mapping: dicts as they are, pydantic models through ``model_dump``."""
-    if isinstance(value, Mapping):
-        return value
+    if _is_mapping(value):
+        return value  # type: ignore[return-value]
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         try:
             dumped = dump()
         except Exception:  # a broken provider object must not break logging
             return EMPTY
-        if isinstance(dumped, Mapping):
-            return dumped
+        if _is_mapping(dumped):
+            return dumped  # type: ignore[no-any-return]
     return EMPTY
 
 
