@@ -68,6 +68,29 @@ def test_naive_datetime_is_local_time(kolkata: None) -> None:
     assert to_ns(naive) == to_ns(aware_utc) == 1_795_937_400_999_999_000
 
 
+@pytest.mark.parametrize(
+    ("zone", "offset_h"),
+    [("UTC", 0), ("Europe/London", 1), ("Asia/Kolkata", 5.5)],
+    ids=["utc-fast-path", "zero-standard-offset-with-summer-time", "kolkata"],
+)
+def test_naive_datetime_in_summer_by_zone(zone: str, offset_h: float) -> None:
+    # London's standard offset is 0 like UTC's, but in July its clocks are an hour ahead: only a
+    # zone without daylight saving may skip astimezone().
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        naive = dt.datetime(2026, 7, 1, 12, 0, 0, 250000)
+        expected = dt.datetime(2026, 7, 1, 12, 0, 0, 250000, tzinfo=dt.timezone.utc) - dt.timedelta(hours=offset_h)
+        assert to_ns(naive) == to_ns(expected)
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
 def test_float_seconds_would_lose_precision() -> None:
     value = dt.datetime(2026, 11, 29, 13, 0, 0, 123457, tzinfo=dt.timezone.utc)
     exact = to_ns(value)
@@ -510,3 +533,40 @@ def test_master_key_hash_is_shown_as_the_alias() -> None:
     )
     other = _tenant_kwargs()
     assert map_call(other, None, None, None, with_master).attributes["agentportal.key.hash"] == "ab" * 32
+
+
+# --- response fields without model_dump ----------------------------------------------------
+
+
+def _litellm_responses() -> list[object]:
+    import litellm
+
+    chat = litellm.completion(model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}], mock_response="yo")
+    two = litellm.ModelResponse(
+        id="chatcmpl-2",
+        model="gpt-4o-2024-08-06",
+        choices=[
+            {"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": "a"}},
+            {"index": 1, "finish_reason": "stop", "message": {"role": "assistant", "content": "b"}},
+        ],
+    )
+    streamed = litellm.ModelResponse(stream=True, model="claude-3", choices=[{"index": 0, "finish_reason": "stop"}])
+    text = litellm.TextCompletionResponse(model="gpt-3.5-turbo-instruct")
+    embedding = litellm.EmbeddingResponse(model="text-embedding-3-small", data=[{"embedding": [0.1], "index": 0}])
+    image = litellm.ImageResponse(created=1, data=[])
+    return [chat, two, streamed, text, embedding, image]
+
+
+@pytest.mark.parametrize("index", range(6), ids=["chat", "two-choices", "streamed", "text", "embedding", "image"])
+def test_response_summary_reads_what_model_dump_gives(index: int) -> None:
+    from agentportal_otel import _litellm_fields as fields
+    from agentportal_otel._mapping import _response
+
+    response = _litellm_responses()[index]
+    dumped = fields.as_mapping(response)
+    summary = fields.response_summary(response)
+    assert summary is not dumped and summary  # read by attribute, never empty (no fallback to the SLO)
+    assert fields.text(summary, "model") == fields.text(dumped, "model")
+    assert _response(summary) == _response(dumped)
+    if index == 1:
+        assert _response(summary)["gen_ai.response.finish_reasons"] == ("length", "stop")
