@@ -10,7 +10,13 @@ generator for this process's GIL):
   any success/failure callback (e.g. assembling a streamed response for the logging payload);
 * ``otel``   -- LiteLLM's built-in ``otel`` callback (``OTEL_EXPORTER=otlp_http``,
   ``OTEL_ENDPOINT=<receiver>/v1/traces``, its defaults otherwise);
-* ``plugin`` -- ``agentportal_otel.proxy.handler`` (spans and metrics, default settings).
+* ``plugin`` -- the plugin (spans and metrics, default settings), loaded as a thin subclass
+  that also counts the plugin's own CPU from inside the proxy: the thread CPU time of every
+  hook call and of the plugin's threads (the SDK's batch span processor and metric reader,
+  ours), read with ``time.thread_time_ns``/``pthread_getcpuclockid``. This gives the plugin's
+  share of the proxy's CPU directly, without subtracting two noisy totals: on this shared
+  2-core VM the ``none`` proxy's CPU per request swings by ±20% from round to round, ten
+  times the 2% being asked about. ``--profile FILE`` adds a cProfile of the success hook.
 
 Each proxy is warmed up, then every round sends ``--requests`` chat completions with
 ``--concurrency`` clients to each proxy in turn, rotating the order from round to round so
@@ -38,9 +44,11 @@ import json
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
+import shutil
 import signal
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -289,6 +297,10 @@ class Sample:
     rss_mb: float
     ok: int
     errors: int
+    own_cpu_ms_per_req: float | None = None
+    """The plugin's own CPU (its hooks and threads, counted inside the proxy) per request."""
+    own_hook_ms_per_req: float | None = None
+    hook_calls_per_req: float | None = None
 
 
 @dataclass
@@ -316,7 +328,97 @@ handler = EmptyLogger()
 """
 
 
-def start_variant(name: str) -> Variant:
+_ACCOUNTED_MODULE = "bench_accounted_logger"
+_ACCOUNTED_LOGGER = """
+# The plugin, with the CPU of its own work counted from inside the proxy: thread CPU time of
+# every hook call (time.thread_time_ns around it) and of the plugin's threads (the SDK's batch
+# span processor and metric reader, ours), written to a JSON file twice a second.
+import cProfile, json, os, threading, time
+
+from agentportal_otel.logger import AgentPortalLogger
+
+_STATE = os.environ["AGENTPORTAL_BENCH_ACCOUNTING"]
+_PROFILE = os.environ.get("AGENTPORTAL_BENCH_PROFILE")  # --profile: cProfile of the async success hook
+_PROFILER = cProfile.Profile() if _PROFILE else None
+_PREFIXES = ("OtelBatch", "OtelPeriodicExportingMetricReader", "agentportal-otel")
+
+
+class AccountedLogger(AgentPortalLogger):
+    hook_ns = 0
+    calls = 0
+
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        if _PROFILER is not None:
+            _PROFILER.enable()
+        t = time.thread_time_ns()
+        try:
+            return await super().async_log_success_event(kwargs, response_obj, start_time, end_time)
+        finally:
+            AccountedLogger.hook_ns += time.thread_time_ns() - t
+            AccountedLogger.calls += 1
+            if _PROFILER is not None:
+                _PROFILER.disable()
+
+    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        t = time.thread_time_ns()
+        try:
+            return await super().async_log_failure_event(kwargs, response_obj, start_time, end_time)
+        finally:
+            AccountedLogger.hook_ns += time.thread_time_ns() - t
+            AccountedLogger.calls += 1
+
+    def log_success_event(self, kwargs, response_obj, start_time, end_time):
+        t = time.thread_time_ns()
+        try:
+            return super().log_success_event(kwargs, response_obj, start_time, end_time)
+        finally:
+            AccountedLogger.hook_ns += time.thread_time_ns() - t
+
+    def log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        t = time.thread_time_ns()
+        try:
+            return super().log_failure_event(kwargs, response_obj, start_time, end_time)
+        finally:
+            AccountedLogger.hook_ns += time.thread_time_ns() - t
+
+
+def _threads_ns(seen):
+    for thread in threading.enumerate():
+        if thread.name.startswith(_PREFIXES) and thread.ident is not None:
+            try:
+                seen[thread.ident] = time.clock_gettime_ns(time.pthread_getcpuclockid(thread.ident))
+            except OSError:  # the thread ended: keep its last reading
+                pass
+    return sum(seen.values())
+
+
+def _write():
+    seen = {}
+    while True:
+        state = {"hook_ns": AccountedLogger.hook_ns, "calls": AccountedLogger.calls, "threads_ns": _threads_ns(seen)}
+        with open(_STATE + ".tmp", "w") as out:
+            json.dump(state, out)
+        os.replace(_STATE + ".tmp", _STATE)
+        if _PROFILER is not None:
+            _PROFILER.dump_stats(_PROFILE)
+        time.sleep(0.5)
+
+
+handler = AccountedLogger()
+threading.Thread(target=_write, name="bench-accounting", daemon=True).start()
+"""
+
+
+def plugin_cpu(variant: Variant) -> dict[str, float]:
+    """The accounted plugin's own CPU so far (ns): hooks, its threads, calls seen."""
+    state = variant.proxy.workdir / "accounting.json"
+    try:
+        return json.loads(state.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return {"hook_ns": 0, "calls": 0, "threads_ns": 0}
+
+
+def start_variant(name: str, profile: Path | None = None) -> Variant:
     receiver = RemoteReceiver()
     env = dict(_CLEAN_ENV)
     callbacks: Sequence[str] | None = None
@@ -329,9 +431,17 @@ def start_variant(name: str) -> Variant:
         callbacks = [f"{_EMPTY_MODULE}.handler"]
     else:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.url
-    proxy = ProxyProcess(CONFIG, env=env, master_key=MASTER_KEY, callbacks=callbacks, startup_timeout=180)
+        callbacks = [f"{_ACCOUNTED_MODULE}.handler"]
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-proxy-{name}-"))
+    env["AGENTPORTAL_BENCH_ACCOUNTING"] = str(workdir / "accounting.json")
+    if profile is not None and name == "plugin":
+        env["AGENTPORTAL_BENCH_PROFILE"] = str(profile)
+    proxy = ProxyProcess(
+        CONFIG, env=env, master_key=MASTER_KEY, callbacks=callbacks, startup_timeout=180, workdir=workdir
+    )
     # LiteLLM resolves a callback path relative to the config's directory first.
     (proxy.workdir / f"{_EMPTY_MODULE}.py").write_text(_EMPTY_LOGGER)
+    (proxy.workdir / f"{_ACCOUNTED_MODULE}.py").write_text(_ACCOUNTED_LOGGER)
     try:
         proxy.start()
     except BaseException:
@@ -344,9 +454,19 @@ def start_variant(name: str) -> Variant:
 def measure(variant: Variant, round_no: int, args: argparse.Namespace) -> Sample:
     pgid = variant.proxy.pid
     assert pgid is not None
+    accounted = variant.name == "plugin"
+    own0 = plugin_cpu(variant) if accounted else None
     cpu0, _ = group_usage(pgid)
     load = asyncio.run(_load(variant.proxy.url, args.requests, args.concurrency, args.stream, f"r{round_no}"))
     cpu1, rss = group_usage(pgid)
+    own = own_hook = hook_calls = None
+    if own0 is not None:
+        time.sleep(0.6)  # the accounting file is rewritten twice a second
+        own1 = plugin_cpu(variant)
+        spent = own1["hook_ns"] + own1["threads_ns"] - own0["hook_ns"] - own0["threads_ns"]
+        own = spent / 1e6 / args.requests
+        own_hook = (own1["hook_ns"] - own0["hook_ns"]) / 1e6 / args.requests
+        hook_calls = (own1["calls"] - own0["calls"]) / args.requests
     variant.call_ids.extend(load.call_ids)
     ok = load.statuses.get(200, 0)
     return Sample(
@@ -359,6 +479,9 @@ def measure(variant: Variant, round_no: int, args: argparse.Namespace) -> Sample
         rss_mb=rss / 2**20,
         ok=ok,
         errors=args.requests - ok,
+        own_cpu_ms_per_req=own,
+        own_hook_ms_per_req=own_hook,
+        hook_calls_per_req=hook_calls,
     )
 
 
@@ -404,6 +527,25 @@ def report(samples: list[Sample], rounds: int) -> dict[str, Any]:
             f"{name:8} {row['rps']:7.1f} {ratio:7.3f} {row['p50_ms']:7.1f} {row['p99_ms']:7.1f} "
             f"{row['cpu_ms_per_req']:10.2f} {delta:+8.2f} {row['rss_mb']:7.0f}"
         )
+    own = [s for s in samples if s.own_cpu_ms_per_req is not None]
+    baseline = [s.cpu_ms_per_req for s in samples if s.variant == "none"]
+    if own and baseline:
+        # Summed over the rounds: an export batch that lands in the next round's window still counts once.
+        rounds_own = [s.own_cpu_ms_per_req or 0.0 for s in own]
+        mean_own = statistics.mean(rounds_own)
+        base = _median(baseline)
+        summary["plugin_own"] = {
+            "cpu_ms_per_req": mean_own,
+            "per_round": rounds_own,
+            "share_of_none_cpu": mean_own / base,
+        }
+        print(
+            f"\nplugin's own CPU, counted inside its proxy (hooks + its threads): {mean_own:.3f} ms per request "
+            f"(rounds {min(rounds_own):.3f}-{max(rounds_own):.3f}) "
+            f"= {100 * mean_own / base:.2f}% of the no-callback proxy's {base:.2f} ms; of it on the event loop "
+            f"(hooks): {statistics.mean(s.own_hook_ms_per_req or 0.0 for s in own):.3f} ms, "
+            f"{statistics.mean(s.hook_calls_per_req or 0.0 for s in own):.2f} async hook calls per request"
+        )
     return summary
 
 
@@ -416,6 +558,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stream", action="store_true", help="streamed chat completions")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="subset, comma-separated")
     parser.add_argument("--json", type=Path, help="also write raw samples and the summary here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="cProfile the plugin proxy's success hook (it slows the hook: not for the CPU figures); "
+        "stats go to this file and the top 25 by own time are printed",
+    )
     args = parser.parse_args(argv)
     names = [n for n in args.variants.split(",") if n]
     if unknown := set(names) - set(VARIANTS):
@@ -432,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for name in names:
             t0 = time.monotonic()
-            variants.append(start_variant(name))
+            variants.append(start_variant(name, args.profile))
             print(f"# started {name} in {time.monotonic() - t0:.1f} s", flush=True)
         for variant in variants:  # warm-up: imports, caches, first-request paths, connection pools
             load = asyncio.run(_load(variant.proxy.url, args.warmup, args.concurrency, args.stream, "warmup"))
@@ -491,7 +639,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for variant in variants:
             variant.proxy.close()
             variant.receiver.close()
+            shutil.rmtree(variant.proxy.workdir, ignore_errors=True)
     print(f"# total {time.monotonic() - t_start:.0f} s")
+    if args.profile is not None and args.profile.exists():
+        import pstats
+
+        print(f"\n# cProfile of the plugin proxy's success hook ({args.profile})")
+        pstats.Stats(str(args.profile)).strip_dirs().sort_stats("tottime").print_stats(25)
     if args.json:
         args.json.write_text(
             json.dumps(
