@@ -17,6 +17,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
@@ -131,7 +132,10 @@ def _span(span: ReadableSpan) -> bytes:
         parts.append(b"\x39" + _FIXED64.pack(span.start_time))
     if span.end_time:
         parts.append(b"\x41" + _FIXED64.pack(span.end_time))
-    parts.append(_attributes(0x4A, span.attributes))
+    # ``ReadableSpan.attributes`` wraps the store in a MappingProxyType, whose items() goes through
+    # the Mapping ABC per key (a third of the encoding); the store itself is read when it is there.
+    store = getattr(span, "_attributes", None)
+    parts.append(_attributes(0x4A, store if isinstance(store, BoundedAttributes | dict) else span.attributes))
     if span.dropped_attributes:
         parts.append(b"\x50" + _varint(span.dropped_attributes))
     for event in span.events:
