@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import math
 import time
 from collections.abc import Mapping
@@ -130,7 +131,7 @@ _INT_PARAMS: Final = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class CallRecord:
     """Everything emitted for one LLM call attempt."""
 
@@ -222,7 +223,9 @@ def _api_base(
     return url
 
 
-def _server(api_base: str | None) -> dict[str, AttributeValue]:
+@functools.lru_cache(maxsize=256)
+def _server(api_base: str | None) -> Mapping[str, AttributeValue]:
+    """``server.address`` and ``server.port`` of a deployment URL (cached: a proxy has few; read-only)."""
     if not api_base:
         return {}
     try:
@@ -242,14 +245,18 @@ def _server(api_base: str | None) -> dict[str, AttributeValue]:
 
 def _request_parameters(params: Mapping[str, Any], latest: bool) -> dict[str, AttributeValue]:
     result: dict[str, AttributeValue] = {}
+    if not params:
+        return result
     for key, name in _FLOAT_PARAMS:
-        value = f.number(params, key)
-        if value is not None:
-            result[name] = value
+        if params.get(key) is not None:  # most are absent: skip the getter's checks
+            value = f.number(params, key)
+            if value is not None:
+                result[name] = value
     for key, name in _INT_PARAMS:
-        value = f.count(params, key)
-        if value is not None:
-            result.setdefault(name, value)
+        if params.get(key) is not None:
+            count = f.count(params, key)
+            if count is not None:
+                result.setdefault(name, count)
     top_k = result.get(gen_ai.GEN_AI_REQUEST_TOP_K)
     if isinstance(top_k, int) and not latest:
         result[gen_ai.GEN_AI_REQUEST_TOP_K] = float(top_k)  # a double in v1.41.0, an int in the latest
@@ -261,7 +268,7 @@ def _request_parameters(params: Mapping[str, Any], latest: bool) -> dict[str, At
     return result
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class _Usage:
     input_tokens: int | None = None
     output_tokens: int | None = None
