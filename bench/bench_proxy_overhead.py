@@ -345,41 +345,44 @@ _PREFIXES = ("OtelBatch", "OtelPeriodicExportingMetricReader", "agentportal-otel
 
 class AccountedLogger(AgentPortalLogger):
     hook_ns = 0
-    calls = 0
+    calls = 0  # async hook calls (the proxy's path)
 
-    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
-        if _PROFILER is not None:
+
+def _timed(name, is_async, profiled):
+    base = getattr(AgentPortalLogger, name)
+
+    def start():
+        if profiled and _PROFILER is not None:
             _PROFILER.enable()
-        t = time.thread_time_ns()
-        try:
-            return await super().async_log_success_event(kwargs, response_obj, start_time, end_time)
-        finally:
-            AccountedLogger.hook_ns += time.thread_time_ns() - t
-            AccountedLogger.calls += 1
-            if _PROFILER is not None:
-                _PROFILER.disable()
+        return time.thread_time_ns()
 
-    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
-        t = time.thread_time_ns()
-        try:
-            return await super().async_log_failure_event(kwargs, response_obj, start_time, end_time)
-        finally:
-            AccountedLogger.hook_ns += time.thread_time_ns() - t
-            AccountedLogger.calls += 1
+    def stop(t):
+        AccountedLogger.hook_ns += time.thread_time_ns() - t
+        AccountedLogger.calls += is_async
+        if profiled and _PROFILER is not None:
+            _PROFILER.disable()
 
-    def log_success_event(self, kwargs, response_obj, start_time, end_time):
-        t = time.thread_time_ns()
-        try:
-            return super().log_success_event(kwargs, response_obj, start_time, end_time)
-        finally:
-            AccountedLogger.hook_ns += time.thread_time_ns() - t
+    if is_async:
+        async def hook(self, kwargs, response_obj, start_time, end_time):
+            t = start()
+            try:
+                return await base(self, kwargs, response_obj, start_time, end_time)
+            finally:
+                stop(t)
+    else:
+        def hook(self, kwargs, response_obj, start_time, end_time):
+            t = start()
+            try:
+                return base(self, kwargs, response_obj, start_time, end_time)
+            finally:
+                stop(t)
+    setattr(AccountedLogger, name, hook)
 
-    def log_failure_event(self, kwargs, response_obj, start_time, end_time):
-        t = time.thread_time_ns()
-        try:
-            return super().log_failure_event(kwargs, response_obj, start_time, end_time)
-        finally:
-            AccountedLogger.hook_ns += time.thread_time_ns() - t
+
+_timed("async_log_success_event", True, True)
+_timed("async_log_failure_event", True, False)
+_timed("log_success_event", False, False)
+_timed("log_failure_event", False, False)
 
 
 def _threads_ns(seen):
