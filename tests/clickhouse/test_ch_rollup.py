@@ -325,11 +325,12 @@ def test_coverage_finds_llm_spans_older_than_the_rollups(chdb_url: str, fresh_db
         _run_script(backend, BEFORE.read_text(), fresh_db)
         coverage = rollup.coverage(backend, database=fresh_db, traces_table="otel_traces")
         assert coverage.missing == tuple(t.table("otel_traces") for t in rollup.FEED_ORDER)
-        old = _spans(100, 12, BASE, timedelta(days=1))
+        now = datetime.now(timezone.utc)
+        since = now - timedelta(days=4, hours=12)  # off the hour grid: 5 days of backfill at any minute
+        old = _spans(100, 12, since, timedelta(days=1))
         backend.insert_rows(fresh_db, "otel_traces", [span_to_row(s) for s in old])
         for statement in schema_statements(fresh_db):
             backend.command(statement)
-        now = datetime.now(timezone.utc)
         new = _spans(50, 13, now - timedelta(hours=2), timedelta(hours=1))
         backend.insert_rows(fresh_db, "otel_traces", [span_to_row(s) for s in new])
 
@@ -339,9 +340,10 @@ def test_coverage_finds_llm_spans_older_than_the_rollups(chdb_url: str, fresh_db
         assert coverage.rollup_start == datetime.fromtimestamp(newest_llm // 10**9 // 60 * 60, timezone.utc)
         oldest = min(s.start_time or 0 for s in old + new)
         assert coverage.uncovered_since == datetime.fromtimestamp(oldest // 10**9, timezone.utc)
-        assert coverage.backfill_days(now) == 5  # BASE is 4 days (and less than an hour) ago
+        assert timedelta(days=4) < now - coverage.uncovered_since < timedelta(days=4, hours=12)
+        assert coverage.backfill_days(now) == 5
 
-        rollup.backfill(backend, database=fresh_db, traces_table="otel_traces", since=BASE)
+        rollup.backfill(backend, database=fresh_db, traces_table="otel_traces", since=since)
         coverage = rollup.coverage(backend, database=fresh_db, traces_table="otel_traces")
         assert coverage.uncovered_since is None and coverage.backfill_days(now) == 0
         oldest_llm = min(s.start_time or 0 for s in old if s.name != "proxy")
@@ -364,10 +366,15 @@ def test_cli_schema_apply_backfill_and_source(chdb_url: str, fresh_db: str, caps
     assert main(["schema", "--replicated"], environ={}) == 2  # needs --cluster
     capsys.readouterr()
 
+    # Half a day off the hour grid, so that the oldest span (a few minutes after the start) is
+    # 4.4-4.5 days old whatever the minute the test runs at: the backfill it needs is 5 days.
+    spans = _spans(200, 3, datetime.now(timezone.utc) - timedelta(days=4, hours=12), timedelta(days=1))
+    oldest_llm = datetime.fromtimestamp(min(s.start_time or 0 for s in spans if s.name != "proxy") / 1e9, timezone.utc)
+    assert timedelta(days=4, hours=9) < datetime.now(timezone.utc) - oldest_llm < timedelta(days=4, hours=12)
     backend = connect(chdb_url)
     try:
         _run_script(backend, BEFORE.read_text(), fresh_db)
-        backend.insert_rows(fresh_db, "otel_traces", [span_to_row(s) for s in _spans(200, 3, BASE, timedelta(days=1))])
+        backend.insert_rows(fresh_db, "otel_traces", [span_to_row(s) for s in spans])
     finally:
         backend.close()
     # doctor (collector down: only its ClickHouse checks matter here) names the missing rollups ...
@@ -378,7 +385,7 @@ def test_cli_schema_apply_backfill_and_source(chdb_url: str, fresh_db: str, caps
     assert "fix: run `agentportal-otel schema --apply`" in out
     assert main(["schema", "--apply"], environ=env) == 0
     assert "rollup backfill" in capsys.readouterr().out
-    # ... then the spans older than them, with the backfill that covers them (BASE is 4 days ago) ...
+    # ... then the spans older than them, with the backfill that covers them ...
     main(["doctor", "--timeout", "1"], environ=doctor_env)
     out = capsys.readouterr().out
     assert "[WARN] usage rollups cover otel_traces: otel_traces has LLM spans from" in out, out
@@ -386,11 +393,11 @@ def test_cli_schema_apply_backfill_and_source(chdb_url: str, fresh_db: str, caps
     for _ in range(2):
         assert main(["rollup", "backfill", "--since", "30d", "--format", "json"], environ=env) == 0
         (result,) = json.loads(capsys.readouterr().out)
-        assert result["calls"] == sum(1 for s in _spans(200, 3, BASE, timedelta(days=1)) if s.name != "proxy")
+        assert result["calls"] == sum(1 for s in spans if s.name != "proxy")
     # ... and nothing once the backfill ran.
     main(["doctor", "--timeout", "1"], environ=doctor_env)
     out = capsys.readouterr().out
-    assert f"[PASS] usage rollups cover otel_traces: from {BASE:%Y-%m-%d}" in out, out
+    assert f"[PASS] usage rollups cover otel_traces: from {oldest_llm:%Y-%m-%d}" in out, out
     answers = {}
     for source in ("raw", "rollup", "auto"):
         assert (
