@@ -23,13 +23,14 @@ Connection: ``--url`` or ``CLICKHOUSE_URL`` (``http://user:pass@host:8123/db`` o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import json
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
@@ -323,8 +324,10 @@ def _run_doctor(args: argparse.Namespace, environ: Mapping[str, str], out: TextI
             checks.append(_doctor.send_probe(exporter, endpoint.url, probe_id, 10.0, environ))
         else:
             checks.append(_doctor.Check("probe span exported", "SKIP", "endpoint not reachable"))
-    checks.append(_check_stored(args, environ, probe_id, checks[-1].outcome == "PASS"))
-    checks.append(_check_rollups(args, environ))
+    sent = checks[-1].outcome == "PASS"
+    with _doctor_clickhouse(args, environ) as clickhouse:
+        checks.append(_check_stored(clickhouse, probe_id, sent, args.timeout))
+        checks.append(_check_rollups(clickhouse))
     records = [dataclasses.asdict(c) for c in checks]
     if args.format == "table":
         for check in checks:
@@ -336,46 +339,69 @@ def _run_doctor(args: argparse.Namespace, environ: Mapping[str, str], out: TextI
     return 1 if any(c.outcome == "FAIL" for c in checks) else 0
 
 
-def _no_clickhouse_url(name: str) -> Any:
-    return _doctor.Check(name, "WARN", "not checked: no ClickHouse URL", "pass --url or set CLICKHOUSE_URL")
+@dataclasses.dataclass(frozen=True)
+class _DoctorClickHouse:
+    """The doctor's one ClickHouse connection, or why there is none (``detail``, ``hint``)."""
+
+    backend: Any
+    target: q.Target
+    detail: str = ""
+    hint: str = ""
+    password: str | None = None
+    """Scrubbed from every message the checks print."""
 
 
-def _check_stored(args: argparse.Namespace, environ: Mapping[str, str], probe_id: str, sent: bool) -> Any:
-    name = "probe stored in ClickHouse"
-    if not sent:
-        return _doctor.Check(name, "SKIP", "no probe was sent")
+@contextlib.contextmanager
+def _doctor_clickhouse(args: argparse.Namespace, environ: Mapping[str, str]) -> Iterator[_DoctorClickHouse]:
+    """One connection for every ClickHouse check, closed after them; a missing URL or a failed
+    connection is reported by each check instead of ending the doctor."""
     try:
         url, user, password = _connection(args, environ)
     except UsageError:
-        return _no_clickhouse_url(name)
+        yield _DoctorClickHouse(None, q.Target(), "not checked: no ClickHouse URL", "pass --url or set CLICKHOUSE_URL")
+        return
     from agentportal_otel.clickhouse import connect
-
-    target = _target(args, environ, url)
-    backend = connect(url, user, password, variable="--url")
-    try:
-        return _doctor.wait_for_probe(lambda: q.probe_count(backend, probe_id, target=target), probe_id, args.timeout)
-    finally:
-        backend.close()
-
-
-def _check_rollups(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
-    """Usage answers come from the rollups: are they there, and do they cover the raw spans?"""
-    name = "usage rollups cover otel_traces"
-    try:
-        url, user, password = _connection(args, environ)
-    except UsageError:
-        return _no_clickhouse_url(name)
-    from agentportal_otel.clickhouse import _rollup, connect
 
     target = _target(args, environ, url)
     try:
         backend = connect(url, user, password, variable="--url")
-        try:
-            found = _rollup.coverage(backend, database=target.database, traces_table=target.table)
-        finally:
-            backend.close()
-    except Exception as error:  # an unreachable server is reported by the probe check already
-        return _doctor.Check(name, "WARN", f"not checked: {_scrub(str(error), [password])}")
+    except Exception as error:  # the doctor reports, it does not crash
+        yield _DoctorClickHouse(
+            None,
+            target,
+            detail=f"not checked: cannot connect: {_scrub(str(error), [password])}",
+            hint="check --url/CLICKHOUSE_URL, the server and the credentials",
+        )
+        return
+    try:
+        yield _DoctorClickHouse(backend, target, password=password)
+    finally:
+        backend.close()
+
+
+def _check_stored(clickhouse: _DoctorClickHouse, probe_id: str, sent: bool, timeout: float) -> Any:
+    name = "probe stored in ClickHouse"
+    if not sent:
+        return _doctor.Check(name, "SKIP", "no probe was sent")
+    if clickhouse.backend is None:
+        return _doctor.Check(name, "WARN", clickhouse.detail, clickhouse.hint)
+    backend, target = clickhouse.backend, clickhouse.target
+    check = _doctor.wait_for_probe(lambda: q.probe_count(backend, probe_id, target=target), probe_id, timeout)
+    return dataclasses.replace(check, detail=_scrub(check.detail, [clickhouse.password]))
+
+
+def _check_rollups(clickhouse: _DoctorClickHouse) -> Any:
+    """Usage answers come from the rollups: are they there, and do they cover the raw spans?"""
+    name = "usage rollups cover otel_traces"
+    if clickhouse.backend is None:
+        return _doctor.Check(name, "WARN", clickhouse.detail, clickhouse.hint)
+    from agentportal_otel.clickhouse import _rollup
+
+    target = clickhouse.target
+    try:
+        found = _rollup.coverage(clickhouse.backend, database=target.database, traces_table=target.table)
+    except Exception as error:  # reported, like an unreachable server
+        return _doctor.Check(name, "WARN", f"not checked: {_scrub(str(error), [clickhouse.password])}")
     now = datetime.now(timezone.utc)
     if found.missing:
         return _doctor.Check(

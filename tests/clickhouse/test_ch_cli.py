@@ -170,3 +170,20 @@ def test_doctor_reports_malformed_configuration(
     code, out = run(capsys, "doctor", "--timeout", "1", env=env)
     assert code == 1
     assert "[FAIL] configuration" in out and "OTEL_EXPORTER_OTLP_ENDPOINT is not an http(s) URL" in out
+
+
+def test_doctor_reports_an_unreachable_clickhouse_without_its_password(
+    chdb_url: str, backend: Any, doctor_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The probe reaches the collector; ClickHouse refuses connections: both ClickHouse checks say
+    so (one connection attempt), the doctor ends normally, and the URL's password is never printed."""
+    secret = "s3cret-clickhouse-pass"
+    with CollectorStandIn(backend, doctor_db, store=False) as collector:
+        env = _doctor_env(f"http://probe:{secret}@127.0.0.1:{_free_port()}", doctor_db, collector.base_url)
+        code, out = run(capsys, "doctor", "--timeout", "1", env=env)
+    assert code == 0, out  # WARN, not FAIL: the collector path itself works
+    assert "[PASS] probe span exported" in out
+    assert "[WARN] probe stored in ClickHouse: not checked: cannot connect" in out, out
+    assert "[WARN] usage rollups cover otel_traces: not checked: cannot connect" in out, out
+    assert "fix: check --url/CLICKHOUSE_URL, the server and the credentials" in out
+    assert secret not in out
