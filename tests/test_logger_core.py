@@ -12,6 +12,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentportal_otel import _guard
 from agentportal_otel._providers import DroppingBatchSpanProcessor, build_providers
@@ -146,14 +147,56 @@ def test_full_queue_drops_and_counts_without_blocking(caplog: pytest.LogCaptureF
     tracer = provider.get_tracer("test")
     for index in range(500):
         tracer.start_span(f"s{index}").end()
-    # The worker holds at most one batch in flight; the queue never exceeds its bound.
-    assert processor.queued_spans() <= 16
+    # The worker holds at most one batch in flight; the queue is full at its bound (the SDK's
+    # own deque is read, so a change of its internals fails here, in test-oldest and test-newest).
+    assert processor.queued_spans() == 16
     assert 500 - 16 - 4 <= processor.dropped_spans <= 500 - 16
     drop_warnings = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert len(drop_warnings) == 1, "warned once, not once per span"
     exporter.release.set()
     provider.shutdown()
     assert exporter.exported + processor.dropped_spans == 500
+
+
+def test_an_sdk_without_the_known_queue_is_named_and_still_exports(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A future SDK whose queue is not the deque this release reads (simulated with a wrapper,
+    since no such release exists): one warning naming the consequence, and spans still go out."""
+    from opentelemetry.sdk import _shared_internal
+
+    class OtherQueue:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __len__(self) -> int:
+            return len(self.inner)
+
+        def __bool__(self) -> bool:
+            return bool(self.inner)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    original = _shared_internal.BatchProcessor.__init__
+
+    def wrapped(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._queue = OtherQueue(self._queue)
+
+    monkeypatch.setattr(_shared_internal.BatchProcessor, "__init__", wrapped)
+    exporter = InMemorySpanExporter()
+    processor = DroppingBatchSpanProcessor(
+        exporter, max_queue_size=16, schedule_delay_millis=10, max_export_batch_size=4, export_timeout_millis=1000
+    )
+    warnings = [r.getMessage() for r in caplog.records if "keeps its span queue" in r.getMessage()]
+    assert len(warnings) == 1 and "OTEL_BSP_MAX_QUEUE_SIZE are not counted" in warnings[0]
+    assert processor.queued_spans() == 0
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    provider.get_tracer("test").start_span("kept").end()
+    provider.shutdown()
+    assert [s.name for s in exporter.get_finished_spans()] == ["kept"]
 
 
 def test_shutdown_is_bounded_when_the_exporter_hangs() -> None:

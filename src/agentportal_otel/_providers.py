@@ -17,12 +17,14 @@ whose replay thread starts here.
 
 from __future__ import annotations
 
+import collections
+import importlib.metadata
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -60,6 +62,13 @@ _SEND_SHARE: Final = 0.7
 """Share of the shutdown budget spent retrying; the rest is left for writing the spool."""
 
 
+def _sdk_version() -> str:
+    try:
+        return importlib.metadata.version("opentelemetry-sdk")
+    except importlib.metadata.PackageNotFoundError:
+        return "(unknown version)"
+
+
 class DroppingBatchSpanProcessor(BatchSpanProcessor):
     """A :class:`BatchSpanProcessor` that never blocks and counts what it drops.
 
@@ -88,6 +97,17 @@ class DroppingBatchSpanProcessor(BatchSpanProcessor):
         )
         self._max_queue_size = max_queue_size
         self._max_queue_bytes = max_queue_bytes
+        # The SDK offers no public queue length; its BatchProcessor keeps a deque (1.28 on).
+        queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
+        self._queue: collections.deque[Any] | None = queue if isinstance(queue, collections.deque) else None
+        if self._queue is None:
+            _logger.warning(
+                "agentportal-otel: opentelemetry-sdk %s keeps its span queue where this release does not"
+                " look: spans dropped at OTEL_BSP_MAX_QUEUE_SIZE are not counted, and"
+                " AGENTPORTAL_OTEL_MAX_QUEUE_BYTES is not applied. Install the opentelemetry-sdk release"
+                " this agentportal-otel was tested with, or a newer agentportal-otel.",
+                _sdk_version(),
+            )
         self._sized = span_exporter if isinstance(span_exporter, RetryingSpanExporter) else None
         self.drops = DropCounter()
         self._last_warning = 0.0
@@ -98,7 +118,7 @@ class DroppingBatchSpanProcessor(BatchSpanProcessor):
         return self.drops.total
 
     def queued_spans(self) -> int:
-        queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
+        queue = self._queue
         return len(queue) if queue is not None else 0
 
     def queued_bytes(self) -> float:
