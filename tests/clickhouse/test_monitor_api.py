@@ -90,8 +90,18 @@ def test_health_and_openapi(data: dict[str, Any], chdb_url: str) -> None:
         "/api/v1/health",
         "/api/v1/session",
     } <= set(schema["paths"])
-    usage_params = {p["name"] for p in schema["paths"]["/api/v1/usage"]["get"]["parameters"]}
-    assert {"since", "start", "end", "by", "bucket", "team", "project", "model", "key_alias", "user"} <= usage_params
+    # The schema documents exactly the parameters each endpoint accepts (any other is a 400).
+    window_and_filters = {"since", "start", "end", "team", "project", "model", "key_alias", "user", "status"}
+    for path, own in (
+        ("/api/v1/usage", {"by", "bucket", "format"}),
+        ("/api/v1/calls", {"limit", "offset", "format"}),
+        ("/api/v1/errors", {"bucket", "format"}),
+    ):
+        params = schema["paths"][path]["get"]["parameters"]
+        assert {p["name"] for p in params} == window_and_filters | own, path
+        assert all(p["in"] == "query" and p.get("description") for p in params), path
+        unknown = data["client"].get(path, params={"since": "1h", "colour": "red"})
+        assert unknown.status_code == 400 and "colour" in unknown.text, path
 
 
 @pytest.mark.parametrize(

@@ -23,11 +23,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -122,6 +122,40 @@ def _window(since: str | None, start: str | None, end: str | None) -> tuple[date
     if stop - begin > MAX_WINDOW:
         raise bad("start" if start is not None else "since", "the window is longer than 90 days")
     return begin, stop
+
+
+class _WindowParams:
+    """``since``/``start``/``end`` of every windowed endpoint; :meth:`window` checks them."""
+
+    def __init__(
+        self,
+        since: str | None = Query(None, description="window ending now: 15m, 24h, 7d (default 24h)"),
+        start: str | None = Query(None, description="ISO 8601 start (UTC if no offset)"),
+        end: str | None = Query(None, description="ISO 8601 end (default now)"),
+    ) -> None:
+        self.since, self.start, self.end = since, start, end
+
+    def window(self) -> tuple[datetime, datetime]:
+        return _window(self.since, self.start, self.end)
+
+
+class _FilterParams:
+    """The exact-match filters, declared once for the OpenAPI schema of every endpoint that takes
+    them; :func:`_filters` reads and checks them against the caller's team scope."""
+
+    def __init__(
+        self,
+        team: str | None = Query(None, description="team id or alias (a team's token: its own only)"),
+        project: str | None = Query(None, description="project, exact"),
+        model: str | None = Query(None, description="requested model (gen_ai.request.model), exact"),
+        key_alias: str | None = Query(None, description="virtual key alias, exact"),
+        user: str | None = Query(None, description="LiteLLM user id, exact"),
+        status: str | None = Query(None, description="ok or error"),
+    ) -> None:
+        self.declared = (team, project, model, key_alias, user, status)
+
+
+_FORMAT_DOC: Final = "json (default) or csv"
 
 
 def _filters(request: Request, principal: Principal) -> q.Filters:
@@ -507,31 +541,18 @@ def create_app(backend: Backend, config: MonitorConfig) -> FastAPI:
             return JSONResponse({"status": "unavailable", "clickhouse": "reachable", "table": "missing"}, 503)
         return JSONResponse({"status": "ok", "clickhouse": "reachable", "table": table})
 
-    window_doc = {
-        "since": Query(None, description="window ending now: 15m, 24h, 7d (default 24h)"),
-        "start": Query(None, description="ISO 8601 start (UTC if no offset)"),
-        "end": Query(None, description="ISO 8601 end (default now)"),
-    }
-
     @app.get("/api/v1/usage", tags=["data"], summary="Calls, tokens, cost, latency and errors per group")
     async def usage(
         request: Request,
-        since: str | None = window_doc["since"],
-        start: str | None = window_doc["start"],
-        end: str | None = window_doc["end"],
+        params: Annotated[_WindowParams, Depends()],
+        _declared: Annotated[_FilterParams, Depends()],
         by: str | None = Query(None, description="comma list of team, project, model, key_alias, user"),
         bucket: str | None = Query(None, description="hour or day"),
-        team: str | None = None,
-        project: str | None = None,
-        model: str | None = None,
-        key_alias: str | None = None,
-        user: str | None = None,
-        status: str | None = Query(None, description="ok or error"),
-        format: str | None = Query(None, description="json (default) or csv"),
+        format: str | None = Query(None, description=_FORMAT_DOC),
     ) -> Any:
         principal = principal_of(request)
         _reject_unknown(request, (*WINDOW_PARAMS, "by", "bucket", *FILTERS, "format"))
-        begin, stop = _window(since, start, end)
+        begin, stop = params.window()
         fmt, dims, buck, filters = _format(format), _by(by), _bucket(bucket), _filters(request, principal)
         rows = await store.run(
             q.usage,
@@ -551,22 +572,15 @@ def create_app(backend: Backend, config: MonitorConfig) -> FastAPI:
     @app.get("/api/v1/calls", tags=["data"], summary="LLM calls, newest first, with paging")
     async def calls(
         request: Request,
-        since: str | None = window_doc["since"],
-        start: str | None = window_doc["start"],
-        end: str | None = window_doc["end"],
-        team: str | None = None,
-        project: str | None = None,
-        model: str | None = None,
-        key_alias: str | None = None,
-        user: str | None = None,
-        status: str | None = Query(None, description="ok or error"),
+        params: Annotated[_WindowParams, Depends()],
+        _declared: Annotated[_FilterParams, Depends()],
         limit: str | None = Query(None, description=f"1..{MAX_LIMIT} (default 50)"),
         offset: str | None = Query(None, description="rows to skip (default 0)"),
-        format: str | None = Query(None, description="json (default) or csv"),
+        format: str | None = Query(None, description=_FORMAT_DOC),
     ) -> Any:
         principal = principal_of(request)
         _reject_unknown(request, (*WINDOW_PARAMS, *FILTERS, "limit", "offset", "format"))
-        begin, stop = _window(since, start, end)
+        begin, stop = params.window()
         fmt, filters = _format(format), _filters(request, principal)
         size = _int("limit", limit, 50, 1, MAX_LIMIT)
         skip = _int("offset", offset, 0, 0, MAX_OFFSET)
@@ -613,21 +627,14 @@ def create_app(backend: Backend, config: MonitorConfig) -> FastAPI:
     @app.get("/api/v1/errors", tags=["data"], summary="Failed calls by error type and model, over time")
     async def errors(
         request: Request,
-        since: str | None = window_doc["since"],
-        start: str | None = window_doc["start"],
-        end: str | None = window_doc["end"],
+        params: Annotated[_WindowParams, Depends()],
+        _declared: Annotated[_FilterParams, Depends()],
         bucket: str | None = Query(None, description="hour or day; none: totals over the window"),
-        team: str | None = None,
-        project: str | None = None,
-        model: str | None = None,
-        key_alias: str | None = None,
-        user: str | None = None,
-        status: str | None = Query(None, description="ok or error"),
-        format: str | None = Query(None, description="json (default) or csv"),
+        format: str | None = Query(None, description=_FORMAT_DOC),
     ) -> Any:
         principal = principal_of(request)
         _reject_unknown(request, (*WINDOW_PARAMS, "bucket", *FILTERS, "format"))
-        begin, stop = _window(since, start, end)
+        begin, stop = params.window()
         fmt, buck, filters = _format(format), _bucket(bucket), _filters(request, principal)
         rows = await store.run(
             q.error_breakdown,
