@@ -18,6 +18,7 @@ from agentportal_otel._mapping import map_call
 from agentportal_otel._settings import Settings
 from aio import run as run_async
 from aio import settle
+from payloads import hook_kwargs
 
 DEFAULT = Settings.from_env({})
 LATEST = Settings.from_env({"OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental"})
@@ -25,23 +26,7 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 SPEC_DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
 
 
-def _kwargs(slo: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "litellm_call_id": "call-1",
-        "call_type": "acompletion",
-        "status": "success",
-        "custom_llm_provider": "openai",
-        "startTime": 1_700_000_000.5,
-        "endTime": 1_700_000_001.25,
-        "model": "gpt-4o",
-        "model_group": "team-gpt",
-        "metadata": {},
-        "prompt_tokens": 7,
-        "completion_tokens": 3,
-        "response_cost": 0.001,
-    }
-    base.update(slo or {})
-    return {"standard_logging_object": base, "litellm_params": {}, **extra}
+_kwargs = hook_kwargs
 
 
 # --- v1.41.0 gaps ------------------------------------------------------------------------

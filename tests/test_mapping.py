@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,28 +13,12 @@ from hypothesis import strategies as st
 
 from agentportal_otel._mapping import content_attributes, map_call, to_ns
 from agentportal_otel._settings import Settings
+from payloads import hook_kwargs, local_zone
 
 SETTINGS = Settings.from_env({})
 
 
-def _kwargs(slo: dict[str, Any] | None = None, lp: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "id": "chatcmpl-1",
-        "litellm_call_id": "call-1",
-        "call_type": "acompletion",
-        "status": "success",
-        "custom_llm_provider": "openai",
-        "startTime": 1_700_000_000.5,
-        "endTime": 1_700_000_001.25,
-        "model": "gpt-4o",
-        "model_group": "team-gpt",
-        "metadata": {},
-        "prompt_tokens": 7,
-        "completion_tokens": 3,
-        "response_cost": 0.001,
-    }
-    base.update(slo or {})
-    return {"standard_logging_object": base, "litellm_params": lp or {}, **extra}
+_kwargs = hook_kwargs
 
 
 # --- timestamps ------------------------------------------------------------------------
@@ -44,15 +26,8 @@ def _kwargs(slo: dict[str, Any] | None = None, lp: dict[str, Any] | None = None,
 
 @pytest.fixture
 def kolkata() -> Iterator[None]:
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = "Asia/Kolkata"
-    time.tzset()
-    yield
-    if saved is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = saved
-    time.tzset()
+    with local_zone("Asia/Kolkata"):
+        yield
 
 
 def test_aware_datetime_to_exact_nanoseconds() -> None:
@@ -76,19 +51,10 @@ def test_naive_datetime_is_local_time(kolkata: None) -> None:
 def test_naive_datetime_in_summer_by_zone(zone: str, offset_h: float) -> None:
     # London's standard offset is 0 like UTC's, but in July its clocks are an hour ahead: only a
     # zone without daylight saving may skip astimezone().
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = zone
-    time.tzset()
-    try:
+    with local_zone(zone):
         naive = dt.datetime(2026, 7, 1, 12, 0, 0, 250000)
         expected = dt.datetime(2026, 7, 1, 12, 0, 0, 250000, tzinfo=dt.timezone.utc) - dt.timedelta(hours=offset_h)
         assert to_ns(naive) == to_ns(expected)
-    finally:
-        if saved is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = saved
-        time.tzset()
 
 
 def test_float_seconds_would_lose_precision() -> None:
