@@ -171,21 +171,12 @@ class EventRow:
 
 
 @dataclass(frozen=True)
-class CallDetail:
-    """One LLM call of :func:`call_detail`: the span with its attributes and events."""
+class CallDetail(SpanRow):
+    """One LLM call of :func:`call_detail`: the span (the fields of :class:`SpanRow`), its trace
+    and its events."""
 
-    timestamp: datetime
-    trace_id: str
-    span_id: str
-    parent_span_id: str
-    span_name: str
-    span_kind: str
-    service_name: str
-    status: str
-    status_message: str
-    duration_ms: float
-    attributes: Mapping[str, str] = field(default_factory=dict)
-    events: tuple[EventRow, ...] = ()
+    trace_id: str = field(kw_only=True)
+    events: tuple[EventRow, ...] = field(default=(), kw_only=True)
 
 
 @dataclass(frozen=True)
