@@ -92,7 +92,12 @@ def build(now: datetime | None = None, calls: int = CALLS) -> list[Any]:
         return end
 
     for i in range(calls):
-        start = now - timedelta(minutes=5) - timedelta(seconds=rng.randrange(0, 20 * 3600))
+        age = timedelta(minutes=5) + timedelta(seconds=rng.randrange(0, 20 * 3600))
+        if timedelta(minutes=55) <= age < timedelta(minutes=65):
+            # Nothing near the edge of "the last hour": the 1h window holds the same calls
+            # whichever minute (within the next five) a test reads it in.
+            age += timedelta(minutes=10)
+        start = now - age
         team = TEAMS[i % 2] if i % 10 != 9 else None
         if i % 15 == 0 and team is not None:
             caller = agent_tracer.start_span("triage ticket", kind=SpanKind.SERVER, start_time=_ns(start))
