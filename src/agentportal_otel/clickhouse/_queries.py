@@ -323,8 +323,10 @@ def usage(
             f"SELECT {'bucket' if bucket else 'NULL AS bucket'}, "
             + "".join(f"d_{d}, " for d in group_by)
             + "".join(f"sum({name}) AS {name}, " for name in _SUMS)
-            + f"{merge}(dq) AS dqv, {merge}(tq) AS tqv, dqv[1] / 1e6 AS p50_ms, dqv[2] / 1e6 AS p95_ms, "
-            "dqv[3] / 1e6 AS p99_ms, tqv[1] * 1e3 AS ttfc_p50_ms, tqv[2] * 1e3 AS ttfc_p95_ms "
+            # Each digest is merged once (ClickHouse computes identical aggregates once); indexing
+            # it in place keeps the arrays out of the result, a third less to transfer and parse.
+            + f"{merge}(dq)[1] / 1e6 AS p50_ms, {merge}(dq)[2] / 1e6 AS p95_ms, {merge}(dq)[3] / 1e6 AS p99_ms, "
+            f"{merge}(tq)[1] * 1e3 AS ttfc_p50_ms, {merge}(tq)[2] * 1e3 AS ttfc_p95_ms "
             f"FROM ({union}){group}{order}"
         )
     rows = backend.query(sql, params)
