@@ -283,6 +283,7 @@ def test_values_the_sdk_would_refuse_are_skipped() -> None:
         histogram.record(bad, {})
         counter.add(bad, {})
     counter.add(-1, {})
+    histogram.record(-0.5, {})
     assert aggregator.collect(store) == []
     histogram.record(2.0, {})
     (metric,) = aggregator.collect(store)

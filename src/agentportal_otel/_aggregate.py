@@ -116,7 +116,7 @@ class FastHistogram(_Instrument):
         return [attributes, start_ns, [0] * (len(self.bounds) + 1), 0, inf, -inf]
 
     def record(self, amount: float, attributes: Mapping[str, AttributeValue]) -> None:
-        if not isfinite(amount):
+        if amount < 0 or not isfinite(amount):  # the SDK's Histogram refuses both
             return
         key = frozenset(attributes.items())
         bucket = bisect_left(self.bounds, amount)
