@@ -148,7 +148,7 @@ def test_full_queue_drops_and_counts_without_blocking(caplog: pytest.LogCaptureF
     for index in range(500):
         tracer.start_span(f"s{index}").end()
     # The worker holds at most one batch in flight; the queue is full at its bound (the SDK's
-    # own deque is read, so a change of its internals fails here, in test-oldest and test-newest).
+    # own deque is read, so a change of its internals fails here).
     assert processor.queued_spans() == 16
     assert 500 - 16 - 4 <= processor.dropped_spans <= 500 - 16
     drop_warnings = [r for r in caplog.records if "dropped" in r.getMessage()]
