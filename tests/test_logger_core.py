@@ -147,9 +147,10 @@ def test_full_queue_drops_and_counts_without_blocking(caplog: pytest.LogCaptureF
     tracer = provider.get_tracer("test")
     for index in range(500):
         tracer.start_span(f"s{index}").end()
-    # The worker holds at most one batch in flight; the queue is full at its bound (the SDK's
-    # own deque is read, so a change of its internals fails here).
-    assert processor.queued_spans() == 16
+    # The worker holds at most one batch in flight, which it may be taking off the full queue as
+    # we read it: the queue is within one batch of its bound. The SDK's own deque is read, so a
+    # change of its internals (a silent 0) fails here.
+    assert 16 - 4 <= processor.queued_spans() <= 16
     assert 500 - 16 - 4 <= processor.dropped_spans <= 500 - 16
     drop_warnings = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert len(drop_warnings) == 1, "warned once, not once per span"
