@@ -26,9 +26,6 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 SPEC_DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
 
 
-_kwargs = hook_kwargs
-
-
 # --- v1.41.0 gaps ------------------------------------------------------------------------
 
 
@@ -40,7 +37,7 @@ def test_request_stream_is_set_if_and_only_if_the_request_streams(
     slo: dict[str, Any], kw: dict[str, Any], expected: bool | None
 ) -> None:
     for failed in (False, True):
-        record = map_call(_kwargs(slo, **kw), None, None, None, DEFAULT, failed=failed)
+        record = map_call(hook_kwargs(slo, **kw), None, None, None, DEFAULT, failed=failed)
         assert record.attributes.get("gen_ai.request.stream") is expected
 
 
@@ -67,18 +64,20 @@ def test_failed_and_streamed_calls_get_the_deployment_endpoint(
 ) -> None:
     settings = Settings.from_env(environ)
     for slo in ({"stream": True}, {"status": "failure"}):
-        record = map_call(_kwargs({**slo, "custom_llm_provider": provider, "api_base": ""}), None, None, None, settings)
+        record = map_call(
+            hook_kwargs({**slo, "custom_llm_provider": provider, "api_base": ""}), None, None, None, settings
+        )
         assert {k: v for k, v in record.attributes.items() if k.startswith("server.")} == expected
         assert {k: v for k, v in record.metric_attributes.items() if k.startswith("server.")} == expected
 
 
 def test_reported_api_base_wins_over_the_default() -> None:
     record = map_call(
-        _kwargs({"status": "failure"}), None, None, None, DEFAULT, failed=True
+        hook_kwargs({"status": "failure"}), None, None, None, DEFAULT, failed=True
     )  # no api_base anywhere: the default
     assert record.attributes["server.address"] == "api.openai.com"
     record = map_call(
-        _kwargs({"hidden_params": {"api_base": "https://eu.api.openai.com/v1"}}), None, None, None, DEFAULT
+        hook_kwargs({"hidden_params": {"api_base": "https://eu.api.openai.com/v1"}}), None, None, None, DEFAULT
     )
     assert record.attributes["server.address"] == "eu.api.openai.com"
 
@@ -91,20 +90,20 @@ def test_failed_generations_report_finish_reason_error(
     call_type: str, n: int | None, expected: tuple[str, ...]
 ) -> None:
     slo = {"call_type": call_type, "model_parameters": {"n": n} if n else {}}
-    record = map_call(_kwargs(slo), None, None, None, DEFAULT, failed=True)
+    record = map_call(hook_kwargs(slo), None, None, None, DEFAULT, failed=True)
     assert record.attributes["gen_ai.response.finish_reasons"] == expected
 
 
 def test_failed_embeddings_have_no_finish_reasons() -> None:
-    record = map_call(_kwargs({"call_type": "aembedding"}), None, None, None, DEFAULT, failed=True)
+    record = map_call(hook_kwargs({"call_type": "aembedding"}), None, None, None, DEFAULT, failed=True)
     assert "gen_ai.response.finish_reasons" not in record.attributes
 
 
 def test_no_response_model_on_a_failure_without_a_response() -> None:
-    failed = map_call(_kwargs(), None, None, None, DEFAULT, failed=True)
+    failed = map_call(hook_kwargs(), None, None, None, DEFAULT, failed=True)
     assert "gen_ai.response.model" not in failed.attributes
     assert "gen_ai.response.model" not in failed.metric_attributes
-    answered = map_call(_kwargs(), None, None, None, DEFAULT)
+    answered = map_call(hook_kwargs(), None, None, None, DEFAULT)
     assert answered.attributes["gen_ai.response.model"] == answered.metric_attributes["gen_ai.response.model"]
     assert answered.attributes["gen_ai.response.model"] == "gpt-4o"
 
@@ -124,7 +123,7 @@ def test_no_response_model_on_a_failure_without_a_response() -> None:
 )
 def test_unknown_providers(raw: str | None, api_base: str | None, latest: bool, expected: str) -> None:
     slo: dict[str, Any] = {"custom_llm_provider": raw, "api_base": api_base}
-    record = map_call(_kwargs(slo), None, None, None, LATEST if latest else DEFAULT)
+    record = map_call(hook_kwargs(slo), None, None, None, LATEST if latest else DEFAULT)
     assert record.attributes["gen_ai.provider.name"] == expected
     assert record.metric_attributes["gen_ai.provider.name"] == expected
 
@@ -135,7 +134,7 @@ def test_unknown_providers(raw: str | None, api_base: str | None, latest: bool, 
 @pytest.mark.parametrize(("value", "expected"), [(True, True), (False, False), (None, None), ("yes", None)])
 def test_cost_finalized(value: object, expected: bool | None) -> None:
     slo: dict[str, Any] = {} if value is None else {"cost_finalized": value}
-    record = map_call(_kwargs(slo), None, None, None, DEFAULT)
+    record = map_call(hook_kwargs(slo), None, None, None, DEFAULT)
     assert record.attributes.get("agentportal.cost.finalized") is expected
     assert record.cost_usd == 0.001  # a non-final cost is still the cost LiteLLM reports
 
@@ -143,7 +142,7 @@ def test_cost_finalized(value: object, expected: bool | None) -> None:
 @pytest.mark.parametrize("silent", [True, False, None])
 def test_silent_experiments_are_marked_and_counted(silent: bool | None) -> None:
     metadata = {} if silent is None else {"is_silent_experiment": silent}
-    record = map_call(_kwargs({"metadata": metadata}), None, None, None, DEFAULT)
+    record = map_call(hook_kwargs({"metadata": metadata}), None, None, None, DEFAULT)
     expected = True if silent else None
     assert record.attributes.get("agentportal.litellm.silent_experiment") is expected
     assert record.metric_attributes.get("agentportal.litellm.silent_experiment") is expected
@@ -213,7 +212,7 @@ _USAGE = {"cache_creation_input_tokens": 4, "prompt_tokens_details": {"cached_to
 )
 def test_renamed_attributes(settings: Settings, present: str, absent: str, top_k_type: type) -> None:
     slo = {"metadata": {"usage_object": _USAGE}, "model_parameters": {"top_k": 40}}
-    attributes = map_call(_kwargs(slo), None, None, None, settings).attributes
+    attributes = map_call(hook_kwargs(slo), None, None, None, settings).attributes
     assert attributes[present] == 4 and type(attributes[present]) is int
     assert absent not in attributes
     assert attributes["gen_ai.usage.cache_read.input_tokens"] == 2
@@ -334,17 +333,17 @@ def test_extra_conventions(backends: str, expected: dict[str, Any]) -> None:
             "requester_custom_headers": {"x-openwebui-chat-id": "chat-9"},
         },
     }
-    attributes = map_call(_kwargs(slo), None, None, None, settings).attributes
+    attributes = map_call(hook_kwargs(slo), None, None, None, settings).attributes
     got = {k: attributes[k] for k in ("gen_ai.usage.cost", "user.id", "session.id") if k in attributes}
     assert got == expected
     assert not {"gen_ai.usage.cost", "user.id"} & set(
-        map_call(_kwargs(slo), None, None, None, settings).metric_attributes
+        map_call(hook_kwargs(slo), None, None, None, settings).metric_attributes
     )
 
 
 def test_langfuse_user_falls_back_to_the_keys_user() -> None:
     settings = Settings.from_env({"AGENTPORTAL_OTEL_EXTRA_CONVENTIONS": "langfuse"})
-    attributes = map_call(_kwargs({"metadata": {"user_api_key_user_id": "key-owner"}}), None, None, None, settings)
+    attributes = map_call(hook_kwargs({"metadata": {"user_api_key_user_id": "key-owner"}}), None, None, None, settings)
     assert attributes.attributes["user.id"] == "key-owner"
 
 

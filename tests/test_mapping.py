@@ -18,9 +18,6 @@ from payloads import hook_kwargs, local_zone
 SETTINGS = Settings.from_env({})
 
 
-_kwargs = hook_kwargs
-
-
 # --- timestamps ------------------------------------------------------------------------
 
 
@@ -67,16 +64,16 @@ def test_float_seconds_would_lose_precision() -> None:
 def test_span_times_come_from_the_hook_datetimes() -> None:
     start = dt.datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=dt.timezone.utc)
     end = dt.datetime(2026, 1, 1, 0, 0, 2, 500001, tzinfo=dt.timezone.utc)
-    record = map_call(_kwargs(), None, start, end, SETTINGS)
+    record = map_call(hook_kwargs(), None, start, end, SETTINGS)
     assert (record.start_ns, record.end_ns) == (to_ns(start), to_ns(end))
     assert record.duration_s == pytest.approx(2.5)
 
 
 def test_missing_times_fall_back_to_payload_and_never_go_backwards() -> None:
-    record = map_call(_kwargs(), None, None, None, SETTINGS)
+    record = map_call(hook_kwargs(), None, None, None, SETTINGS)
     assert record.start_ns == 1_700_000_000_500_000_000
     assert record.end_ns == 1_700_000_001_250_000_000
-    backwards = map_call(_kwargs({"endTime": 1.0}), None, None, None, SETTINGS)
+    backwards = map_call(hook_kwargs({"endTime": 1.0}), None, None, None, SETTINGS)
     assert backwards.end_ns == backwards.start_ns
 
 
@@ -88,7 +85,7 @@ def test_missing_times_fall_back_to_payload_and_never_go_backwards() -> None:
     [(None, None), (0, 0), (12, 12), (12.0, 12), (-3, None), ("12", None), (True, None), (2**40, 2**40), (1.5, None)],
 )
 def test_token_counts_are_ints_or_absent(value: object, expected: int | None) -> None:
-    record = map_call(_kwargs({"prompt_tokens": value}), None, None, None, SETTINGS)
+    record = map_call(hook_kwargs({"prompt_tokens": value}), None, None, None, SETTINGS)
     got = record.attributes.get("gen_ai.usage.input_tokens")
     assert got == expected
     if expected is not None:
@@ -98,7 +95,7 @@ def test_token_counts_are_ints_or_absent(value: object, expected: int | None) ->
 
 @pytest.mark.parametrize(("value", "expected"), [(0, 0.0), (0.5, 0.5), (-1, None), (float("nan"), None), ("1", None)])
 def test_cost(value: object, expected: float | None) -> None:
-    record = map_call(_kwargs({"response_cost": value}), None, None, None, SETTINGS)
+    record = map_call(hook_kwargs({"response_cost": value}), None, None, None, SETTINGS)
     assert record.attributes.get("agentportal.cost.usd") == expected
     if expected is not None:
         assert type(record.attributes["agentportal.cost.usd"]) is float
@@ -110,7 +107,7 @@ def test_cached_and_reasoning_tokens() -> None:
         "completion_tokens_details": {"reasoning_tokens": 9},
         "cache_creation_input_tokens": 2,
     }
-    record = map_call(_kwargs({"metadata": {"usage_object": usage}}), None, None, None, SETTINGS)
+    record = map_call(hook_kwargs({"metadata": {"usage_object": usage}}), None, None, None, SETTINGS)
     assert record.attributes["gen_ai.usage.cache_read.input_tokens"] == 5
     assert record.attributes["gen_ai.usage.reasoning.output_tokens"] == 9
     assert record.attributes["gen_ai.usage.cache_creation.input_tokens"] == 2
@@ -129,7 +126,7 @@ def test_cached_and_reasoning_tokens() -> None:
     ],
 )
 def test_provider_names(raw: str, expected: str) -> None:
-    record = map_call(_kwargs({"custom_llm_provider": raw}), None, None, None, SETTINGS)
+    record = map_call(hook_kwargs({"custom_llm_provider": raw}), None, None, None, SETTINGS)
     assert record.attributes["gen_ai.provider.name"] == expected
     assert record.metric_attributes["gen_ai.provider.name"] == expected
     if raw != expected:
@@ -139,7 +136,7 @@ def test_provider_names(raw: str, expected: str) -> None:
 
 
 def test_request_model_is_what_the_client_asked_for() -> None:
-    record = map_call(_kwargs(), None, None, None, SETTINGS)
+    record = map_call(hook_kwargs(), None, None, None, SETTINGS)
     assert record.attributes["gen_ai.request.model"] == "team-gpt"
     assert record.attributes["gen_ai.response.model"] == "gpt-4o"
     assert record.name == "chat team-gpt"
@@ -156,7 +153,9 @@ def test_request_model_is_what_the_client_asked_for() -> None:
 )
 def test_server_from_api_base(api_base: str, expected: dict[str, Any]) -> None:
     # openrouter has no default base in LiteLLM's openai-compatible path we rely on
-    record = map_call(_kwargs({"api_base": api_base, "custom_llm_provider": "openrouter"}), None, None, None, SETTINGS)
+    record = map_call(
+        hook_kwargs({"api_base": api_base, "custom_llm_provider": "openrouter"}), None, None, None, SETTINGS
+    )
     got = {k: v for k, v in record.attributes.items() if k.startswith("server.")}
     assert got == expected
 
@@ -181,7 +180,7 @@ def _tenant_kwargs(
         **(slo_meta or {}),
     }
     lp = {"metadata": {"user_api_key_metadata": key_meta or {}, "user_api_key_team_metadata": team_meta or {}}}
-    return _kwargs({"metadata": meta, "request_tags": tags or []}, lp)
+    return hook_kwargs({"metadata": meta, "request_tags": tags or []}, lp)
 
 
 @pytest.mark.parametrize(
@@ -298,7 +297,7 @@ def test_key_metadata_allowlist(value: object, expected: object) -> None:
 
 
 def test_failure_message_is_redacted() -> None:
-    kwargs = _kwargs(
+    kwargs = hook_kwargs(
         {
             "status": "failure",
             "error_information": {
@@ -320,7 +319,7 @@ def test_failure_message_is_redacted() -> None:
 def test_trace_headers_are_extracted() -> None:
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     lp = {"proxy_server_request": {"headers": {"TraceParent": traceparent, "tracestate": "k=v", "authorization": "x"}}}
-    record = map_call(_kwargs(lp=lp), None, None, None, SETTINGS)
+    record = map_call(hook_kwargs(lp=lp), None, None, None, SETTINGS)
     assert dict(record.trace_headers) == {"traceparent": traceparent, "tracestate": "k=v"}
 
 
@@ -340,12 +339,12 @@ CONTENT_SLO = {
 
 
 def test_content_is_off_by_default() -> None:
-    assert content_attributes(_kwargs(CONTENT_SLO), None, SETTINGS) == {}
+    assert content_attributes(hook_kwargs(CONTENT_SLO), None, SETTINGS) == {}
 
 
 def test_content_capture_format_and_redaction() -> None:
     on = Settings.from_env({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"})
-    attributes = content_attributes(_kwargs(CONTENT_SLO), None, on)
+    attributes = content_attributes(hook_kwargs(CONTENT_SLO), None, on)
     inputs = json.loads(str(attributes["gen_ai.input.messages"]))
     assert inputs == [
         {"role": "system", "parts": [{"type": "text", "content": "be brief"}]},
@@ -357,8 +356,8 @@ def test_content_capture_format_and_redaction() -> None:
 
 def test_litellm_turn_off_message_logging_wins() -> None:
     on = Settings.from_env({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"})
-    assert content_attributes(_kwargs(CONTENT_SLO), None, on, global_off=True) == {}
-    per_request = _kwargs(CONTENT_SLO, standard_callback_dynamic_params={"turn_off_message_logging": True})
+    assert content_attributes(hook_kwargs(CONTENT_SLO), None, on, global_off=True) == {}
+    per_request = hook_kwargs(CONTENT_SLO, standard_callback_dynamic_params={"turn_off_message_logging": True})
     assert content_attributes(per_request, None, on) == {}
 
 
@@ -368,7 +367,7 @@ def test_content_is_capped_and_stays_json(size: int) -> None:
         {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true", "AGENTPORTAL_OTEL_MAX_ATTRIBUTE_LENGTH": "256"}
     )
     slo = {"messages": [{"role": "user", "content": "é" * size} for _ in range(5)]}
-    attributes = content_attributes(_kwargs(slo), None, on)
+    attributes = content_attributes(hook_kwargs(slo), None, on)
     encoded = str(attributes["gen_ai.input.messages"])
     assert len(encoded) <= 256
     assert isinstance(json.loads(encoded), list)
